@@ -1,0 +1,46 @@
+// Package record encodes beacongate.v1.Beacon records on the hot path by
+// appending protobuf wire format into a caller's buffer, without
+// allocating. Its output is byte-for-byte what proto.Marshal of the
+// generated type (package beaconv1) writes for the same values; the tests
+// prove it.
+package record
+
+// Kind mirrors the beacongate.v1.Kind enum values.
+type Kind uint8
+
+// The kinds of record; the values are the proto enum numbers.
+const (
+	KindUnspecified Kind = 0
+	KindPixel       Kind = 1
+	KindBeacon      Kind = 2
+	KindBatchEvent  Kind = 3
+)
+
+// Param is one decoded query or form parameter. Both slices are borrowed.
+type Param struct {
+	Name  []byte
+	Value []byte
+}
+
+// Beacon is the hot-path view of one beacongate.v1.Beacon. Every slice is
+// borrowed (from a fasthttp.RequestCtx or a pooled scratch buffer) and is
+// not retained after Append returns. Empty fields are not written, as in
+// proto3.
+type Beacon struct {
+	ReceivedAtMicros int64
+	GatewayID        []byte
+	RequestID        []byte
+	Kind             Kind
+	Method           []byte
+	Host             []byte
+	Path             []byte
+	ClientIP         []byte // 4 or 16 bytes
+	UserAgent        []byte
+	Referer          []byte
+	Origin           []byte
+	ContentType      []byte
+	Params           []Param
+	Payload          []byte
+	ShardKey         []byte
+	BatchIndex       uint32
+}
