@@ -1,0 +1,72 @@
+package ingest
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// StatusError is an error that maps to an HTTP response: the status, a
+// short snake_case reason (the `reason` label of the rejection counters)
+// and, for 429/503, how long the client should wait. Errors from the
+// decoders and the Sink are matched against it with errors.As.
+type StatusError interface {
+	error
+	HTTPStatus() int
+	Reason() string
+}
+
+// retryAfterer is implemented by StatusErrors that ask for Retry-After.
+type retryAfterer interface{ RetryAfter() time.Duration }
+
+// httpError is the ingest package's own StatusError.
+type httpError struct {
+	status int
+	reason string
+	msg    string
+}
+
+func (e *httpError) Error() string   { return e.msg }
+func (e *httpError) HTTPStatus() int { return e.status }
+func (e *httpError) Reason() string  { return e.reason }
+
+// Preallocated rejections: hostile traffic must not cost an allocation per
+// rejected request.
+var (
+	errNotFound          = &httpError{http.StatusNotFound, "not_found", "no such endpoint"}
+	errMethod            = &httpError{http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this endpoint"}
+	errEmptyBody         = &httpError{http.StatusBadRequest, "empty", "request body is empty"}
+	errBodyTooLarge      = &httpError{http.StatusRequestEntityTooLarge, "body_too_large", "request body is larger than the limit"}
+	errHeaderTooLarge    = &httpError{http.StatusRequestHeaderFieldsTooLarge, "header_too_large", "request headers are larger than the limit"}
+	errURITooLong        = &httpError{http.StatusRequestURITooLong, "uri_too_long", "request URI is longer than the limit"}
+	errContentType       = &httpError{http.StatusUnsupportedMediaType, "unsupported_content_type", "unsupported Content-Type (want application/json, text/plain or application/x-www-form-urlencoded)"}
+	errContentEncoding   = &httpError{http.StatusUnsupportedMediaType, "unsupported_content_encoding", "unsupported Content-Encoding"}
+	errShuttingDown      = &httpError{http.StatusServiceUnavailable, "shutting_down", "gateway is shutting down"}
+	errBatchOverCapacity = &httpError{http.StatusServiceUnavailable, "queue_full", "producer queue has no room for this batch"}
+	errNoEvents          = &httpError{http.StatusBadRequest, "empty", "batch holds no events"}
+)
+
+// badRequest wraps a decoder error (which carries a Reason) as a 400.
+func badRequest(err error) StatusError {
+	var se StatusError
+	if errors.As(err, &se) {
+		return se
+	}
+	reason := "bad_request"
+	var r interface{ Reason() string }
+	if errors.As(err, &r) {
+		reason = r.Reason()
+	}
+	return &httpError{http.StatusBadRequest, reason, err.Error()}
+}
+
+// asStatus maps any error to a StatusError; an unknown error is a 500,
+// which a test treats as a bug.
+func asStatus(err error) StatusError {
+	var se StatusError
+	if errors.As(err, &se) {
+		return se
+	}
+	return &httpError{http.StatusInternalServerError, "internal", fmt.Sprintf("internal error: %v", err)}
+}

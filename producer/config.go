@@ -1,0 +1,142 @@
+package producer
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config configures the producer. Its zero value produces to topic
+// "beacons" on a broker at 127.0.0.1:9092 with the defaults below.
+type Config struct {
+	// Brokers is librdkafka's bootstrap.servers: comma-separated host:port.
+	// Default "127.0.0.1:9092".
+	Brokers string
+	// Topic receives every record. Default "beacons".
+	Topic string
+	// ClientID names this producer to the brokers (client.id). Default
+	// "beacongate".
+	ClientID string
+	// Settings are librdkafka properties applied after the defaults, so
+	// they override them (flag -kafka.config key=value). See Defaults.
+	Settings map[string]string
+	// HighWater is the fraction of queue.buffering.max.messages above which
+	// Ready reports false, so a load balancer steers traffic away before
+	// requests start failing with 503. Default 0.8.
+	HighWater float64
+	// StatsInterval is how often librdkafka reports statistics (queue
+	// depth, broker state and RTT) to the metrics. Default 1s.
+	StatsInterval time.Duration
+	// LatencySampleEvery measures delivery latency on one record in this
+	// many (tracking a record costs an allocation and a map entry in the
+	// Go client). Default 64.
+	LatencySampleEvery int
+}
+
+// Defaults are the librdkafka properties the gateway sets before applying
+// Config.Settings. Each line says why.
+var Defaults = map[string]string{
+	// Snappy: cheap on CPU at beacon rates; gzip was too slow for seed 003
+	// and filled librdkafka's queue.
+	"compression.type": "snappy",
+	// Idempotence implies acks=all and max.in.flight<=5 with per-partition
+	// ordering kept across retries: a user's events stay in order and are
+	// not duplicated by retries.
+	"enable.idempotence": "true",
+	// Kafka-Java-compatible partitioning, so any producer or consumer that
+	// hashes a key agrees on its partition (keyless records are spread).
+	"partitioner": "murmur2_random",
+	// Small linger: batches fill within milliseconds at beacon rates.
+	"linger.ms": "5",
+	// Bounded in-memory queue: at most this many records wait for Kafka;
+	// past it requests get an immediate 503 (ErrQueueFull).
+	"queue.buffering.max.messages": "200000",
+	// And at most 256 MiB of them.
+	"queue.buffering.max.kbytes": "262144",
+	// Up to 10,000 records per batch (seed 001).
+	"batch.num.messages": "10000",
+	// Delivery reports carry no key or value: the gateway only counts them.
+	"go.delivery.report.fields": "none",
+	// The events channel only carries delivery reports, stats and errors,
+	// consumed by one loop; it need not be the 1M default.
+	"go.events.channel.size": "100000",
+}
+
+func (c Config) withDefaults() Config {
+	if c.Brokers == "" {
+		c.Brokers = "127.0.0.1:9092"
+	}
+	if c.Topic == "" {
+		c.Topic = "beacons"
+	}
+	if c.ClientID == "" {
+		c.ClientID = "beacongate"
+	}
+	if c.HighWater == 0 {
+		c.HighWater = 0.8
+	}
+	if c.StatsInterval == 0 {
+		c.StatsInterval = time.Second
+	}
+	if c.LatencySampleEvery == 0 {
+		c.LatencySampleEvery = 64
+	}
+	return c
+}
+
+// Validate rejects contradictory or unusable settings at start-up.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	if c.HighWater <= 0 || c.HighWater > 1 {
+		return fmt.Errorf("producer: high-water fraction %v out of range (0, 1]", c.HighWater)
+	}
+	if c.StatsInterval < 0 {
+		return fmt.Errorf("producer: negative stats interval %v", c.StatsInterval)
+	}
+	if c.LatencySampleEvery < 0 {
+		return fmt.Errorf("producer: negative latency sample rate %d", c.LatencySampleEvery)
+	}
+	if strings.ContainsAny(c.Topic, " ,/\\") || len(c.Topic) > 249 {
+		return fmt.Errorf("producer: invalid topic name %q", c.Topic)
+	}
+	for k, v := range c.Settings {
+		switch k {
+		case "bootstrap.servers":
+			return fmt.Errorf("producer: set brokers with -kafka.brokers, not -kafka.config bootstrap.servers=%s", v)
+		case "go.produce.channel.size", "go.batch.producer":
+			return fmt.Errorf("producer: %s is not supported: the gateway needs Produce to fail fast when the queue is full", k)
+		}
+	}
+	if _, err := c.queueMax(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// librdkafkaConfig is the property map handed to librdkafka.
+func (c Config) librdkafkaConfig() map[string]string {
+	m := make(map[string]string, len(Defaults)+len(c.Settings)+3)
+	for k, v := range Defaults {
+		m[k] = v
+	}
+	m["bootstrap.servers"] = c.Brokers
+	m["client.id"] = c.ClientID
+	if c.StatsInterval > 0 {
+		m["statistics.interval.ms"] = strconv.FormatInt(c.StatsInterval.Milliseconds(), 10)
+	}
+	for k, v := range c.Settings {
+		m[k] = v
+	}
+	return m
+}
+
+// queueMax is the effective queue.buffering.max.messages.
+func (c Config) queueMax() (int, error) {
+	v := c.librdkafkaConfig()["queue.buffering.max.messages"]
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("producer: queue.buffering.max.messages=%q is not a positive integer", v)
+	}
+	return n, nil
+}

@@ -1,0 +1,61 @@
+package producer
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// Producer metrics. A record is produced when librdkafka accepted it into
+// its queue, then either delivered or failed; produced - delivered -
+// failed is what is still queued.
+var (
+	recordsProduced = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "beacongate_kafka_records_produced_total",
+		Help: "Records accepted into the producer queue.",
+	})
+	recordsDelivered = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "beacongate_kafka_records_delivered_total",
+		Help: "Records acknowledged by Kafka.",
+	})
+	recordsFailed = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "beacongate_kafka_records_failed_total",
+		Help: "Records librdkafka gave up on, by error code.",
+	}, []string{"code"})
+	recordsLost = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "beacongate_records_lost_total",
+		Help: "Records that were acknowledged to a client but will never reach Kafka. Must stay 0.",
+	})
+	produceRejected = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "beacongate_kafka_produce_rejected_total",
+		Help: "Records the producer refused at enqueue (the client got an error), by reason.",
+	}, []string{"reason"})
+	clientErrors = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "beacongate_kafka_client_errors_total",
+		Help: "Errors librdkafka reported outside delivery reports (e.g. all brokers down), by code.",
+	}, []string{"code"})
+	queueMessages = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "beacongate_kafka_queue_messages",
+		Help: "Records in librdkafka's producer queue (from statistics).",
+	})
+	queueBytes = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "beacongate_kafka_queue_bytes",
+		Help: "Bytes of records in librdkafka's producer queue (from statistics).",
+	})
+	queueCapacity = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "beacongate_kafka_queue_capacity_messages",
+		Help: "queue.buffering.max.messages: past it requests get 503.",
+	})
+	brokerUp = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "beacongate_kafka_broker_up",
+		Help: "1 when librdkafka's connection to the broker is UP.",
+	}, []string{"broker"})
+	brokerRTT = promauto.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "beacongate_kafka_broker_rtt_seconds",
+		Help: "Average round-trip time to the broker over the last statistics interval.",
+	}, []string{"broker"})
+	deliveryLatency = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name:    "beacongate_kafka_delivery_latency_seconds",
+		Help:    "Time from enqueue to Kafka acknowledgement, sampled (one record in -kafka.latency-sample).",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+	})
+)

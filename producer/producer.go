@@ -1,0 +1,244 @@
+// Package producer hands records to Kafka through librdkafka
+// (confluent-kafka-go): asynchronous, Snappy-compressed, idempotent, with
+// a bounded queue that fails fast when full. It is the only package that
+// uses cgo, so the rest of the gateway builds, tests and fuzzes quickly.
+package producer
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"go.uber.org/zap"
+
+	"github.com/beacongate/beacongate/throttle"
+)
+
+// Producer is an asynchronous Kafka producer for one topic. It is safe for
+// concurrent use.
+type Producer struct {
+	p        *kafka.Producer
+	topic    string
+	queueMax int
+	highMark int
+	sample   uint64
+
+	log      *zap.Logger
+	throttle *throttle.Logger
+
+	seq       atomic.Uint64 // records produced, for latency sampling
+	brokersUp atomic.Int32  // brokers in state UP in the last statistics
+	fatal     atomic.Pointer[kafka.Error]
+	closeOnce sync.Once
+	loopDone  chan struct{}
+}
+
+// Error is a produce failure that maps to an HTTP response.
+type Error struct {
+	status     int
+	reason     string
+	msg        string
+	retryAfter time.Duration
+}
+
+func (e *Error) Error() string { return e.msg }
+
+// HTTPStatus is the status the client gets for this error.
+func (e *Error) HTTPStatus() int { return e.status }
+
+// Reason is the metric label of this error.
+func (e *Error) Reason() string { return e.reason }
+
+// RetryAfter is how long the client should wait before retrying.
+func (e *Error) RetryAfter() time.Duration { return e.retryAfter }
+
+// ErrQueueFull is returned, at once, when librdkafka's queue is full: the
+// client gets 503 with Retry-After instead of a blocked handler. It is
+// preallocated because it is hot exactly when the gateway is overloaded.
+var ErrQueueFull = &Error{http.StatusServiceUnavailable, "queue_full", "producer queue is full", time.Second}
+
+// New starts a producer. It does not wait for the brokers: readiness
+// (Ready) turns true when librdkafka reports a broker connection up.
+func New(cfg Config, log *zap.Logger) (*Producer, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	queueMax, _ := cfg.queueMax() // validated above
+	cm := kafka.ConfigMap{}
+	for k, v := range cfg.librdkafkaConfig() {
+		cm[k] = goValue(k, v)
+	}
+	kp, err := kafka.NewProducer(&cm)
+	if err != nil {
+		return nil, fmt.Errorf("producer: creating librdkafka producer for %s: %w", cfg.Brokers, err)
+	}
+	p := &Producer{
+		p:        kp,
+		topic:    cfg.Topic,
+		queueMax: queueMax,
+		highMark: int(float64(queueMax) * cfg.HighWater),
+		sample:   uint64(cfg.LatencySampleEvery),
+		log:      log,
+		throttle: throttle.New(log, 10*time.Second),
+		loopDone: make(chan struct{}),
+	}
+	queueCapacity.Set(float64(queueMax))
+	go p.eventLoop()
+	return p, nil
+}
+
+// goValue types the Go client's own "go.*" properties, which it checks
+// by type (librdkafka's own take strings).
+func goValue(key, v string) kafka.ConfigValue {
+	if !strings.HasPrefix(key, "go.") {
+		return v
+	}
+	if n, err := strconv.Atoi(v); err == nil {
+		return n
+	}
+	if b, err := strconv.ParseBool(v); err == nil {
+		return b
+	}
+	return v
+}
+
+// Produce enqueues one record. librdkafka copies key and value
+// (RD_KAFKA_MSG_F_COPY), so the caller's buffers are free when it returns.
+// An empty key means no key: librdkafka then spreads the record randomly.
+func (p *Producer) Produce(key, value []byte) error {
+	if len(key) == 0 {
+		key = nil
+	}
+	msg := kafka.Message{
+		TopicPartition: kafka.TopicPartition{Topic: &p.topic, Partition: kafka.PartitionAny},
+		Key:            key,
+		Value:          value,
+	}
+	if p.sample > 0 && p.seq.Add(1)%p.sample == 0 {
+		// Delivery reports carry no timestamp, so a sampled record carries
+		// its enqueue time as the opaque.
+		msg.Opaque = time.Now()
+	}
+	err := p.p.Produce(&msg, nil)
+	if err == nil {
+		recordsProduced.Inc()
+		return nil
+	}
+	var ke kafka.Error
+	if errors.As(err, &ke) {
+		switch ke.Code() {
+		case kafka.ErrQueueFull:
+			produceRejected.WithLabelValues("queue_full").Inc()
+			return ErrQueueFull
+		case kafka.ErrMsgSizeTooLarge:
+			produceRejected.WithLabelValues("too_large").Inc()
+			return &Error{http.StatusRequestEntityTooLarge, "record_too_large",
+				fmt.Sprintf("record of %d bytes is larger than the producer's message.max.bytes", len(key)+len(value)), 0}
+		}
+	}
+	produceRejected.WithLabelValues("other").Inc()
+	p.throttle.Error("produce", "produce failed", zap.Error(err))
+	return &Error{http.StatusServiceUnavailable, "producer_error", fmt.Sprintf("producer: %v", err), time.Second}
+}
+
+// Ready reports whether the producer can take traffic: a broker connection
+// is up, the queue is below the high-water mark, and no fatal error has
+// occurred. The reason says why not.
+func (p *Producer) Ready() (ok bool, reason string) {
+	if fe := p.fatal.Load(); fe != nil {
+		return false, "fatal producer error: " + fe.Error()
+	}
+	if n := p.p.Len(); n > p.highMark {
+		return false, "producer queue above high-water mark (" + strconv.Itoa(n) + " > " + strconv.Itoa(p.highMark) + ")"
+	}
+	if p.brokersUp.Load() == 0 {
+		return false, "no broker connection up"
+	}
+	return true, ""
+}
+
+// Len is the number of records not yet delivered (or failed).
+func (p *Producer) Len() int { return p.p.Len() }
+
+// QueueMax is the capacity of the producer queue in records.
+func (p *Producer) QueueMax() int { return p.queueMax }
+
+// Flush waits up to timeout for every queued record to be delivered or to
+// fail, and returns how many are left.
+func (p *Producer) Flush(timeout time.Duration) int {
+	return p.p.Flush(int(timeout.Milliseconds()))
+}
+
+// Close closes the producer. Records still queued are lost: call Flush
+// first. They are counted in beacongate_records_lost_total and logged.
+func (p *Producer) Close() {
+	p.closeOnce.Do(func() {
+		if n := p.p.Len(); n > 0 {
+			recordsLost.Add(float64(n))
+			p.log.Error("closing producer with undelivered records: they are lost", zap.Int("records", n))
+		}
+		p.p.Close()
+		<-p.loopDone
+	})
+}
+
+// eventLoop consumes delivery reports, statistics and errors. It is the
+// only reader of the events channel and must never block on anything
+// else, or librdkafka's delivery report queue backs up.
+func (p *Producer) eventLoop() {
+	defer close(p.loopDone)
+	for ev := range p.p.Events() {
+		switch e := ev.(type) {
+		case *kafka.Message:
+			p.delivered(e)
+		case *kafka.Stats:
+			p.stats(e.String())
+		case kafka.Error:
+			p.clientError(e)
+		}
+	}
+}
+
+func (p *Producer) delivered(m *kafka.Message) {
+	if err := m.TopicPartition.Error; err != nil {
+		code := "unknown"
+		var ke kafka.Error
+		if errors.As(err, &ke) {
+			code = ke.Code().String()
+		}
+		recordsFailed.WithLabelValues(code).Inc()
+		// librdkafka has given up on this record (message.timeout.ms or a
+		// permanent error): it is lost until issue #4's spool catches it.
+		recordsLost.Inc()
+		p.throttle.Error("delivery:"+code, "record delivery failed; record lost",
+			zap.String("code", code), zap.Error(err))
+		return
+	}
+	recordsDelivered.Inc()
+	if t, ok := m.Opaque.(time.Time); ok {
+		deliveryLatency.Observe(time.Since(t).Seconds())
+	}
+}
+
+func (p *Producer) clientError(e kafka.Error) {
+	clientErrors.WithLabelValues(e.Code().String()).Inc()
+	if e.IsFatal() {
+		// With idempotence a fatal error (e.g. an epoch fenced by the
+		// broker) leaves the producer unusable: readiness goes false for
+		// good and the process must be restarted.
+		p.fatal.Store(&e)
+		p.log.Error("fatal producer error: the producer cannot continue; restart the gateway", zap.Error(e))
+		return
+	}
+	if e.Code() == kafka.ErrAllBrokersDown {
+		p.brokersUp.Store(0)
+	}
+	p.throttle.Warn("client:"+e.Code().String(), "kafka client error", zap.Error(e))
+}

@@ -1,0 +1,188 @@
+package producer_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/beacongate/beacongate/embedded"
+	"github.com/beacongate/beacongate/producer"
+	"github.com/beacongate/beacongate/shard"
+)
+
+const partitions = 16
+
+func startBroker(t *testing.T, topic string) *embedded.Broker {
+	t.Helper()
+	b, err := embedded.Start(embedded.Config{Listen: "127.0.0.1:0", Partitions: partitions, Topics: []string{topic}}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+// consume reads n records from topic with franz-go, an independent client.
+func consume(t *testing.T, addr, topic string, n int) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var recs []*kgo.Record
+	for len(recs) < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("consumed %d records of %d before the deadline", len(recs), n)
+		}
+		fs.EachError(func(tp string, p int32, err error) { t.Logf("fetch %s/%d: %v", tp, p, err) })
+		recs = append(recs, fs.Records()...)
+	}
+	return recs
+}
+
+func TestProduceDeliversKeyedOrderedSnappy(t *testing.T) {
+	const topic, n, keys = "beacons", 3000, 40
+	b := startBroker(t, topic)
+	p, err := producer.New(producer.Config{Brokers: b.Addr(), Topic: topic}, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+
+	for i := 0; i < n; i++ {
+		key := []byte("user-" + strconv.Itoa(i%keys))
+		val := []byte(fmt.Sprintf("%s seq=%06d %0200d", key, i/keys, i))
+		if err := p.Produce(key, val); err != nil {
+			t.Fatalf("produce %d: %v", i, err)
+		}
+	}
+	if left := p.Flush(20 * time.Second); left != 0 {
+		t.Fatalf("%d records left after flush", left)
+	}
+
+	recs := consume(t, b.Addr(), topic, n)
+	if len(recs) != n {
+		t.Fatalf("consumed %d records, want exactly %d", len(recs), n)
+	}
+	next := map[string]int{}
+	for _, r := range recs {
+		k := string(r.Key)
+		var seq int
+		if _, err := fmt.Sscanf(string(r.Value[len(k):]), " seq=%06d", &seq); err != nil {
+			t.Fatalf("record %q: %v", r.Value[:40], err)
+		}
+		if seq != next[k] {
+			t.Fatalf("key %s: got seq %d, want %d (per-key order broken or duplicate)", k, seq, next[k])
+		}
+		next[k]++
+		// librdkafka's murmur2_random and our shard.Partition must agree,
+		// or keys would move between producers.
+		if want := shard.Partition(r.Key, partitions); r.Partition != want {
+			t.Fatalf("key %s on partition %d, shard.Partition says %d", k, r.Partition, want)
+		}
+		if c := r.Attrs.CompressionType(); c != 2 {
+			t.Fatalf("record batch compression type %d, want 2 (snappy)", c)
+		}
+	}
+	if len(next) != keys {
+		t.Fatalf("saw %d keys, want %d", len(next), keys)
+	}
+}
+
+func TestReadyFollowsBroker(t *testing.T) {
+	b := startBroker(t, "beacons")
+	p, err := producer.New(producer.Config{Brokers: b.Addr(), StatsInterval: 100 * time.Millisecond}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ok, reason := p.Ready()
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("producer not ready within 15s: %s", reason)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestQueueFullFailsFast(t *testing.T) {
+	// No broker listens on this port: records stay queued.
+	p, err := producer.New(producer.Config{
+		Brokers:  "127.0.0.1:1",
+		Settings: map[string]string{"queue.buffering.max.messages": "10", "message.timeout.ms": "60000"},
+	}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		p.Flush(0)
+		p.Close()
+	}()
+	for i := 0; i < 10; i++ {
+		if err := p.Produce([]byte("k"), []byte("v")); err != nil {
+			t.Fatalf("produce %d: %v", i, err)
+		}
+	}
+	err = p.Produce([]byte("k"), []byte("v"))
+	if !errors.Is(err, producer.ErrQueueFull) {
+		t.Fatalf("11th produce: %v, want ErrQueueFull", err)
+	}
+	if err.(*producer.Error).HTTPStatus() != http.StatusServiceUnavailable || producer.ErrQueueFull.RetryAfter() <= 0 {
+		t.Fatalf("queue full must be a 503 with Retry-After")
+	}
+	if ok, reason := p.Ready(); ok {
+		t.Fatalf("Ready with a full queue and no broker; want not ready")
+	} else {
+		t.Logf("not ready: %s", reason)
+	}
+}
+
+func TestTooLargeIs413(t *testing.T) {
+	p, err := producer.New(producer.Config{
+		Brokers:  "127.0.0.1:1",
+		Settings: map[string]string{"message.max.bytes": "2000"},
+	}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	err = p.Produce(nil, make([]byte, 5000))
+	var pe *producer.Error
+	if !errors.As(err, &pe) || pe.HTTPStatus() != http.StatusRequestEntityTooLarge {
+		t.Fatalf("oversize record: %v, want a 413 error", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	bad := []producer.Config{
+		{HighWater: 1.5},
+		{Topic: "has space"},
+		{Settings: map[string]string{"bootstrap.servers": "x:1"}},
+		{Settings: map[string]string{"queue.buffering.max.messages": "lots"}},
+	}
+	for _, c := range bad {
+		if err := c.Validate(); err == nil {
+			t.Errorf("Validate(%+v) = nil, want an error", c)
+		}
+	}
+	if err := (producer.Config{}).Validate(); err != nil {
+		t.Fatalf("zero Config must be valid: %v", err)
+	}
+}
