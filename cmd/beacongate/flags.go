@@ -1,0 +1,223 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/beacongate/beacongate/embedded"
+	"github.com/beacongate/beacongate/event"
+	"github.com/beacongate/beacongate/form"
+	"github.com/beacongate/beacongate/ingest"
+	"github.com/beacongate/beacongate/producer"
+	"github.com/beacongate/beacongate/shard"
+)
+
+// envPrefix: every flag can also be set from the environment, e.g.
+// -kafka.brokers from BEACONGATE_KAFKA_BROKERS. The command line wins.
+const envPrefix = "BEACONGATE_"
+
+// options is everything the command line configures.
+type options struct {
+	httpListen  string
+	adminListen string
+	gatewayID   string
+	logLevel    string
+	checkConfig bool
+	version     bool
+
+	kafkaBrokers  string
+	kafkaSettings kvFlag
+	embedded      embedded.Config
+
+	ingest   ingest.Config
+	producer producer.Config
+
+	shutdownDrain   time.Duration
+	shutdownTimeout time.Duration
+}
+
+// kvFlag is a repeatable key=value flag.
+type kvFlag map[string]string
+
+func (kv kvFlag) String() string {
+	keys := make([]string, 0, len(kv))
+	for k := range kv {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(';')
+		}
+		b.WriteString(k + "=" + kv[k])
+	}
+	return b.String()
+}
+
+// Set takes one key=value, or several separated by ';' (how the
+// environment variable carries them).
+func (kv kvFlag) Set(s string) error {
+	for _, item := range strings.Split(s, ";") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(item, "=")
+		if !ok || strings.TrimSpace(k) == "" {
+			return fmt.Errorf("want key=value, got %q", item)
+		}
+		kv[strings.TrimSpace(k)] = v
+	}
+	return nil
+}
+
+// listFlag is a comma-separated list.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error {
+	*l = (*l)[:0]
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			*l = append(*l, item)
+		}
+	}
+	return nil
+}
+
+func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("beacongate", flag.ContinueOnError)
+	fs.SetOutput(out)
+	host, _ := os.Hostname()
+
+	fs.StringVar(&o.httpListen, "http.listen", ":8080", "address of the public HTTP listener (beacons, /healthz, /readyz)")
+	fs.StringVar(&o.adminListen, "admin.listen", "127.0.0.1:9100", "address of the admin listener (/metrics, /debug/pprof/); keep it private")
+	fs.StringVar(&o.gatewayID, "gateway.id", host, "this instance's id in every record (default: the host name)")
+	fs.StringVar(&o.logLevel, "log.level", "info", "log level: debug, info, warn, error")
+	fs.BoolVar(&o.checkConfig, "check-config", false, "validate the configuration, print it and exit")
+	fs.BoolVar(&o.version, "version", false, "print the version and exit")
+
+	fs.StringVar(&o.kafkaBrokers, "kafka.brokers", "", "Kafka bootstrap servers, host:port[,host:port]; empty starts the embedded development broker")
+	fs.StringVar(&o.producer.Topic, "kafka.topic", "beacons", "topic that receives every record")
+	o.kafkaSettings = kvFlag{}
+	fs.Var(o.kafkaSettings, "kafka.config", "librdkafka property key=value, repeatable; overrides the gateway's defaults (e.g. linger.ms=10, batch.size=1000000)")
+	fs.Float64Var(&o.producer.HighWater, "kafka.high-water", 0.8, "fraction of the producer queue above which /readyz answers 503")
+	fs.IntVar(&o.producer.LatencySampleEvery, "kafka.latency-sample", 64, "measure delivery latency on one record in this many")
+	fs.DurationVar(&o.producer.StatsInterval, "kafka.stats-interval", time.Second, "how often librdkafka statistics update the metrics and broker readiness")
+
+	fs.StringVar(&o.embedded.Listen, "embedded.listen", "127.0.0.1:9092", "listen address of the embedded development broker")
+	fs.StringVar(&o.embedded.DataDir, "embedded.data-dir", "./data/kafka", "data directory of the embedded development broker (\"\" keeps it in memory)")
+	fs.IntVar(&o.embedded.Partitions, "embedded.partitions", 16, "partitions of the topic the embedded broker creates")
+
+	fs.StringVar(&o.ingest.Shard.Sources, "shard.key", shard.DefaultSources, "ordered shard-key sources: query:NAME, json:NAME, header:NAME, cookie:NAME, ip")
+	fs.StringVar(&o.ingest.Shard.Prefix, "shard.prefix", "", "optional source of a site/tenant prefix for the key, e.g. query:sid")
+	fs.IntVar(&o.ingest.Shard.MaxKeyBytes, "shard.max-key-bytes", shard.DefaultMaxKeyBytes, "longest shard key; longer keys are cut")
+
+	fs.IntVar(&o.ingest.MaxBodyBytes, "http.max-body-bytes", 1<<20, "largest request body (413 above)")
+	fs.IntVar(&o.ingest.MaxHeaderBytes, "http.max-header-bytes", 16<<10, "largest request line plus headers (431 above)")
+	fs.IntVar(&o.ingest.MaxQueryBytes, "http.max-query-bytes", 8<<10, "longest query string (414 above)")
+	fs.DurationVar(&o.ingest.ReadTimeout, "http.read-timeout", 10*time.Second, "time to read one request")
+	fs.DurationVar(&o.ingest.WriteTimeout, "http.write-timeout", 10*time.Second, "time to write one response")
+	fs.DurationVar(&o.ingest.IdleTimeout, "http.idle-timeout", 60*time.Second, "idle keep-alive connections are closed after this")
+	fs.Var((*listFlag)(&o.ingest.CORSOrigins), "http.cors-origins", "comma-separated origins allowed by CORS; empty or * = any origin, no credentials")
+	fs.IntVar(&o.ingest.Form.MaxParams, "http.max-params", form.DefaultMaxParams, "most query plus form parameters in one request (400 above)")
+	fs.IntVar(&o.ingest.Event.MaxEventBytes, "event.max-bytes", event.DefaultMaxEventBytes, "largest JSON event")
+	fs.IntVar(&o.ingest.Event.MaxDepth, "event.max-depth", event.DefaultMaxDepth, "deepest nesting inside a JSON event")
+	fs.IntVar(&o.ingest.Event.MaxEvents, "batch.max-events", event.DefaultMaxEvents, "most events in one POST /batch")
+
+	fs.DurationVar(&o.shutdownDrain, "shutdown.drain", 5*time.Second, "on SIGTERM, time between /readyz turning 503 and closing the listener, so load balancers move away")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown.timeout", 15*time.Second, "on SIGTERM, longest wait for in-flight requests and then for the producer to deliver its queue")
+	return fs
+}
+
+// parseFlags parses args over the environment: a flag not given on the
+// command line takes BEACONGATE_<NAME> (dots and dashes as underscores).
+func parseFlags(args []string, getenv func(string) string, out io.Writer) (*options, *flag.FlagSet, error) {
+	o := &options{}
+	fs := newFlagSet(o, out)
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, nil, fmt.Errorf("unexpected argument %q (flags start with -)", fs.Arg(0))
+	}
+	onCmdLine := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { onCmdLine[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if err != nil || onCmdLine[f.Name] {
+			return
+		}
+		name := envName(f.Name)
+		if v := getenv(name); v != "" {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("invalid value %q for %s: %w", v, name, e)
+			}
+		}
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	o.ingest.GatewayID = o.gatewayID
+	o.producer.ClientID = "beacongate-" + o.gatewayID
+	o.producer.Settings = o.kafkaSettings
+	return o, fs, nil
+}
+
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.NewReplacer(".", "_", "-", "_").Replace(flagName))
+}
+
+// validate checks every component's configuration, so a bad one fails at
+// start with one line instead of after the broker started.
+func (o *options) validate() error {
+	if _, err := parseLevel(o.logLevel); err != nil {
+		return err
+	}
+	if o.shutdownDrain < 0 || o.shutdownTimeout <= 0 {
+		return fmt.Errorf("shutdown.drain must be >= 0 and shutdown.timeout > 0 (got %v, %v)", o.shutdownDrain, o.shutdownTimeout)
+	}
+	if o.httpListen == o.adminListen {
+		return fmt.Errorf("http.listen and admin.listen are both %q: the admin surface must not share the public port", o.httpListen)
+	}
+	if err := o.ingest.Validate(); err != nil {
+		return err
+	}
+	if err := o.producer.Validate(); err != nil {
+		return err
+	}
+	if o.kafkaBrokers == "" {
+		if err := o.embedded.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// errHelp is returned by parseFlags for -h and -help (usage was printed).
+var errHelp = flag.ErrHelp
+
+// printConfig prints the effective value of every flag, one per line, as
+// -check-config output. Secrets in -kafka.config are masked.
+func printConfig(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		v := f.Value.String()
+		if kv, ok := f.Value.(kvFlag); ok {
+			masked := kvFlag{}
+			for k, val := range kv {
+				if strings.Contains(k, "password") || strings.Contains(k, "secret") || strings.Contains(k, "key.pem") {
+					val = "***"
+				}
+				masked[k] = val
+			}
+			v = masked.String()
+		}
+		fmt.Fprintf(w, "-%s=%s\n", f.Name, v)
+	})
+}

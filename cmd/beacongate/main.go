@@ -1,0 +1,198 @@
+// Command beacongate is the HTTP beacon to Kafka gateway. main only wires:
+// it parses and validates flags, builds the broker (embedded when no
+// -kafka.brokers), the producer and the HTTP servers, serves, and on
+// SIGTERM shuts down in order, logging how long each step took.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/beacongate/beacongate/admin"
+	"github.com/beacongate/beacongate/embedded"
+	"github.com/beacongate/beacongate/ingest"
+	"github.com/beacongate/beacongate/producer"
+)
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
+var buildInfo = promauto.NewGaugeVec(prometheus.GaugeOpts{
+	Name: "beacongate_build_info",
+	Help: "Always 1; the labels say which build is running.",
+}, []string{"version", "goversion"})
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	if len(args) > 0 && args[0] == "healthcheck" {
+		return healthcheck(args[1:], os.Stdout, os.Stderr)
+	}
+	o, fs, err := parseFlags(args, os.Getenv, os.Stderr)
+	if err != nil {
+		if errors.Is(err, errHelp) {
+			return 0
+		}
+		fmt.Fprintf(os.Stderr, "beacongate: %v\n", err)
+		return 2
+	}
+	if o.version {
+		fmt.Println("beacongate", version, runtime.Version())
+		return 0
+	}
+	if err := o.validate(); err != nil {
+		fmt.Fprintf(os.Stderr, "beacongate: invalid configuration: %v\n", err)
+		return 2
+	}
+	if o.checkConfig {
+		printConfig(os.Stdout, fs)
+		fmt.Println("configuration ok")
+		return 0
+	}
+	level, _ := parseLevel(o.logLevel)
+	log := newLogger(level)
+	defer func() { _ = log.Sync() }()
+	buildInfo.WithLabelValues(version, runtime.Version()).Set(1)
+
+	if err := serve(o, log); err != nil {
+		log.Error("beacongate stopped with an error", zap.Error(err))
+		return 1
+	}
+	return 0
+}
+
+func serve(o *options, log *zap.Logger) error {
+	log.Info("starting beacongate", zap.String("version", version), zap.String("gateway_id", o.gatewayID))
+	// Listen first: a taken port fails at once, before a broker starts.
+	httpLn, err := net.Listen("tcp", o.httpListen)
+	if err != nil {
+		return fmt.Errorf("http listener: %w", err)
+	}
+	adminLn, err := net.Listen("tcp", o.adminListen)
+	if err != nil {
+		httpLn.Close()
+		return fmt.Errorf("admin listener: %w", err)
+	}
+
+	var broker *embedded.Broker
+	o.producer.Brokers = o.kafkaBrokers
+	if o.kafkaBrokers == "" {
+		o.embedded.Topics = []string{o.producer.Topic}
+		if broker, err = embedded.Start(o.embedded, log.Named("embedded")); err != nil {
+			httpLn.Close()
+			adminLn.Close()
+			return err
+		}
+		defer closeStep(log, "embedded broker", broker.Close)
+		o.producer.Brokers = broker.Addr()
+	}
+
+	prod, err := producer.New(o.producer, log.Named("producer"))
+	if err != nil {
+		httpLn.Close()
+		adminLn.Close()
+		return err
+	}
+	srv, err := ingest.New(o.ingest, prod, prod.Ready, log.Named("http"))
+	if err != nil {
+		prod.Close()
+		httpLn.Close()
+		adminLn.Close()
+		return err
+	}
+	adm := admin.New(prometheus.DefaultGatherer, func() (bool, string) { return prod.Ready() })
+
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve(httpLn) }()
+	go func() { errc <- adm.Serve(adminLn) }()
+	log.Info("serving",
+		zap.String("http", httpLn.Addr().String()), zap.String("admin", adminLn.Addr().String()),
+		zap.String("brokers", o.producer.Brokers), zap.String("topic", o.producer.Topic))
+
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
+	var serveErr error
+	select {
+	case sig := <-sigc:
+		log.Info("signal received: shutting down", zap.String("signal", sig.String()))
+	case serveErr = <-errc:
+		log.Error("a listener failed: shutting down", zap.Error(serveErr))
+	}
+	signal.Stop(sigc)
+
+	// 1. Readiness off, then give load balancers time to notice.
+	step := time.Now()
+	srv.StartDraining()
+	time.Sleep(o.shutdownDrain)
+	log.Info("shutdown: readiness off, drain period over", zap.Duration("took", time.Since(step)))
+
+	// 2. Stop accepting and finish requests in flight: after this no
+	// handler can produce.
+	step = time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), o.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Error("shutdown: requests still in flight at the timeout", zap.Error(err))
+	}
+	log.Info("shutdown: http server stopped", zap.Duration("took", time.Since(step)))
+
+	// 3. Deliver what is queued, within what is left of the timeout.
+	step = time.Now()
+	left := prod.Flush(time.Until(deadline(ctx)))
+	log.Info("shutdown: producer flushed", zap.Int("undelivered", left), zap.Duration("took", time.Since(step)))
+	closeStep(log, "producer", prod.Close)
+
+	actx, acancel := context.WithTimeout(context.Background(), time.Second)
+	defer acancel()
+	_ = adm.Shutdown(actx)
+	if left > 0 {
+		return fmt.Errorf("%d records were not delivered before -shutdown.timeout (%v) and are lost", left, o.shutdownTimeout)
+	}
+	return serveErr
+}
+
+func deadline(ctx context.Context) time.Time {
+	d, _ := ctx.Deadline()
+	return d
+}
+
+func closeStep(log *zap.Logger, what string, close func()) {
+	start := time.Now()
+	close()
+	log.Info("shutdown: closed "+what, zap.Duration("took", time.Since(start)))
+}
+
+func parseLevel(s string) (zapcore.Level, error) {
+	l, err := zapcore.ParseLevel(s)
+	if err != nil {
+		return 0, fmt.Errorf("log.level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+func newLogger(level zapcore.Level) *zap.Logger {
+	cfg := zap.NewProductionConfig()
+	cfg.Level = zap.NewAtomicLevelAt(level)
+	cfg.EncoderConfig.TimeKey = "ts"
+	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	cfg.Sampling = nil // throttling is explicit (package throttle), never silent
+	log, err := cfg.Build()
+	if err != nil {
+		panic("BUG: zap production config does not build: " + err.Error())
+	}
+	return log
+}

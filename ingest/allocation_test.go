@@ -1,0 +1,65 @@
+//go:build !race
+
+package ingest
+
+import (
+	"bufio"
+	"bytes"
+	"net"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+)
+
+// copySink copies key and value like librdkafka does (RD_KAFKA_MSG_F_COPY)
+// into buffers it reuses.
+type copySink struct{ key, val []byte }
+
+func (s *copySink) Produce(key, value []byte) error {
+	s.key = append(s.key[:0], key...)
+	s.val = append(s.val[:0], value...)
+	return nil
+}
+
+// TestHotPathAllocs holds the promise that a request becomes a record
+// without a heap allocation once pools are warm: read the raw request,
+// route, parse, derive the key, encode, produce, write the response.
+func TestHotPathAllocs(t *testing.T) {
+	s, err := New(Config{}, &copySink{}, nil, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range benchRequests {
+		t.Run(c.name, func(t *testing.T) {
+			var ctx fasthttp.RequestCtx
+			ctx.Init(&fasthttp.Request{}, &net.TCPAddr{IP: net.IPv4(198, 51, 100, 7), Port: 40000}, nil)
+			rd := bytes.NewReader(nil)
+			br := bufio.NewReaderSize(rd, 64<<10)
+			var out bytes.Buffer
+			bw := bufio.NewWriterSize(&out, 64<<10)
+			run := func() {
+				rd.Reset(c.raw)
+				br.Reset(rd)
+				ctx.Request.Reset()
+				ctx.Response.Reset()
+				if err := ctx.Request.Read(br); err != nil {
+					t.Fatal(err)
+				}
+				s.Handle(&ctx)
+				if st := ctx.Response.StatusCode(); st != c.status {
+					t.Fatalf("status %d (%s), want %d", st, ctx.Response.Body(), c.status)
+				}
+				out.Reset()
+				bw.Reset(&out)
+				if err := ctx.Response.Write(bw); err != nil {
+					t.Fatal(err)
+				}
+				_ = bw.Flush()
+			}
+			if n := testing.AllocsPerRun(200, run); n != 0 {
+				t.Fatalf("%s: %v allocations per request, want 0", c.name, n)
+			}
+		})
+	}
+}

@@ -1,0 +1,126 @@
+package ingest
+
+import (
+	"bytes"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/beacongate/beacongate/event"
+	"github.com/beacongate/beacongate/form"
+	"github.com/beacongate/beacongate/record"
+)
+
+// bodyFormat is what a POST body holds.
+type bodyFormat uint8
+
+const (
+	formatJSON bodyFormat = iota
+	formatForm
+	formatUnsupported
+)
+
+var (
+	mtJSON      = []byte("application/json")
+	mtText      = []byte("text/plain")
+	mtForm      = []byte("application/x-www-form-urlencoded")
+	mtNDJSON    = []byte("application/x-ndjson")
+	mtJSONLines = []byte("application/jsonl")
+	valIdentity = []byte("identity")
+)
+
+// mediaType is the Content-Type without parameters or surrounding spaces.
+func mediaType(ct []byte) []byte {
+	if i := bytes.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	return bytes.TrimSpace(ct)
+}
+
+// firstNonSpace is the first byte of b that is not JSON whitespace, or 0.
+func firstNonSpace(b []byte) byte {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+		default:
+			return c
+		}
+	}
+	return 0
+}
+
+// beaconFormat decides how to read a POST /i body. navigator.sendBeacon
+// with a string sends text/plain (a CORS-safelisted type, so no preflight),
+// so text/plain and a missing type are sniffed: '{' starts JSON, anything
+// else is read as a form body.
+func beaconFormat(ct, body []byte) bodyFormat {
+	mt := mediaType(ct)
+	switch {
+	case bytes.EqualFold(mt, mtJSON):
+		return formatJSON
+	case bytes.EqualFold(mt, mtForm):
+		return formatForm
+	case len(mt) == 0 || bytes.EqualFold(mt, mtText):
+		if firstNonSpace(body) == '{' {
+			return formatJSON
+		}
+		return formatForm
+	}
+	return formatUnsupported
+}
+
+// checkBody applies the rules every POST body shares.
+func checkBody(ctx *fasthttp.RequestCtx) ([]byte, error) {
+	// Compressed bodies arrive with issue #6 (with an inflation cap).
+	if ce := ctx.Request.Header.ContentEncoding(); len(ce) > 0 && !bytes.EqualFold(ce, valIdentity) {
+		return nil, errContentEncoding
+	}
+	body := ctx.PostBody()
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, errEmptyBody
+	}
+	return body, nil
+}
+
+// serveBeacon answers POST /i: one event, as JSON (application/json or
+// text/plain) or as a form, then 204.
+func (s *Server) serveBeacon(ctx *fasthttp.RequestCtx) int {
+	s.cors.allow(ctx)
+	sc, err := s.begin(ctx, record.KindBeacon)
+	defer s.end(sc)
+	if err == nil {
+		err = s.readBeacon(sc)
+	}
+	if err == nil {
+		err = s.emit(sc)
+	}
+	if err != nil {
+		return s.fail(ctx, err, "")
+	}
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+	return fasthttp.StatusNoContent
+}
+
+func (s *Server) readBeacon(sc *scratch) error {
+	body, err := checkBody(sc.ctx)
+	if err != nil {
+		return err
+	}
+	switch beaconFormat(sc.ctx.Request.Header.ContentType(), body) {
+	case formatJSON:
+		obj, err := event.ValidateObject(body, s.cfg.Event)
+		if err != nil {
+			return badRequest(err)
+		}
+		sc.b.Payload = obj
+	case formatForm:
+		// Form parameters go after the query ones, in body order.
+		sc.params, sc.buf, err = form.Parse(sc.params, sc.buf, body, s.cfg.Form)
+		if err != nil {
+			return badRequest(err)
+		}
+		sc.b.Params = sc.params
+	default:
+		return errContentType
+	}
+	return nil
+}

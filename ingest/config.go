@@ -1,0 +1,92 @@
+package ingest
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/beacongate/beacongate/event"
+	"github.com/beacongate/beacongate/form"
+	"github.com/beacongate/beacongate/shard"
+)
+
+// Config configures the HTTP ingest server. Its zero value is usable:
+// every field documents its default.
+type Config struct {
+	// GatewayID goes into every record's gateway_id. Default "beacongate".
+	GatewayID string
+	// MaxBodyBytes caps a request body; a larger one gets 413. Default 1 MiB.
+	MaxBodyBytes int
+	// MaxHeaderBytes caps the request line plus headers; larger gets 431.
+	// Default 16 KiB.
+	MaxHeaderBytes int
+	// MaxQueryBytes caps the query string; a longer one gets 414. Default
+	// 8 KiB. Must be below MaxHeaderBytes, which includes it.
+	MaxQueryBytes int
+	// ReadTimeout bounds reading one request, WriteTimeout writing one
+	// response, IdleTimeout an idle keep-alive connection. Defaults 10s,
+	// 10s, 60s.
+	ReadTimeout, WriteTimeout, IdleTimeout time.Duration
+	// CORSOrigins lists the origins allowed to read responses (CORS). Empty
+	// or "*" means any origin, answered with "Access-Control-Allow-Origin: *"
+	// (no credentials).
+	CORSOrigins []string
+	// Shard configures the shard key (record key).
+	Shard shard.Config
+	// Form bounds query and form parsing (default 256 parameters).
+	Form form.Limits
+	// Event bounds JSON events (defaults: depth 64, 64 KiB per event,
+	// 10,000 events per batch).
+	Event event.Limits
+}
+
+func (c Config) withDefaults() Config {
+	if c.GatewayID == "" {
+		c.GatewayID = "beacongate"
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = 16 << 10
+	}
+	if c.MaxQueryBytes == 0 {
+		c.MaxQueryBytes = 8 << 10
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = 10 * time.Second
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 60 * time.Second
+	}
+	return c
+}
+
+// Validate rejects contradictory limits at start-up.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	switch {
+	case c.MaxBodyBytes < 0 || c.MaxHeaderBytes < 0 || c.MaxQueryBytes < 0:
+		return fmt.Errorf("ingest: negative size limit (body %d, header %d, query %d)", c.MaxBodyBytes, c.MaxHeaderBytes, c.MaxQueryBytes)
+	case c.MaxHeaderBytes < 1024:
+		return fmt.Errorf("ingest: max header bytes %d is below 1 KiB: ordinary browsers would get 431", c.MaxHeaderBytes)
+	case c.MaxQueryBytes >= c.MaxHeaderBytes:
+		return fmt.Errorf("ingest: max query bytes %d must be below max header bytes %d, which include the query", c.MaxQueryBytes, c.MaxHeaderBytes)
+	case c.ReadTimeout < 0 || c.WriteTimeout < 0 || c.IdleTimeout < 0:
+		return fmt.Errorf("ingest: negative timeout")
+	}
+	if c.Event.MaxEventBytes > c.MaxBodyBytes {
+		return fmt.Errorf("ingest: max event bytes %d exceeds max body bytes %d", c.Event.MaxEventBytes, c.MaxBodyBytes)
+	}
+	if err := c.Shard.Validate(); err != nil {
+		return fmt.Errorf("ingest: %w", err)
+	}
+	for _, o := range c.CORSOrigins {
+		if o == "" {
+			return fmt.Errorf("ingest: empty CORS origin")
+		}
+	}
+	return nil
+}

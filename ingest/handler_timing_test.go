@@ -1,0 +1,100 @@
+package ingest
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+)
+
+type benchRequest struct {
+	name   string
+	raw    []byte
+	status int
+	events int
+}
+
+const benchUA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
+
+// A ~0.8 KB pixel as seed 003 describes, a sendBeacon JSON event, and a
+// 50-event batch.
+var benchRequests = func() []benchRequest {
+	q := "sid=site-1234&uid=7f3c2a9e-5b1d-4e8f-9a6c-0d2e4f6a8b1c&sess=s-93847562&ev=page_view" +
+		"&url=https%3A%2F%2Fwww.example.com%2Fnews%2F2026%2F11%2Fsome-long-article-slug-about-things%3Futm_source%3Dnewsletter%26utm_medium%3Demail" +
+		"&ref=https%3A%2F%2Fwww.google.com%2Fsearch%3Fq%3Dsome%2Bsearch%2Bterms&sw=1920&sh=1080&vw=1280&vh=720&ts=1795000000123&lang=en-US&tz=Europe%2FBerlin" +
+		"&title=Some+Long+Article+Title+About+Things+%E2%80%94+Example+News&scroll=35&eng=12034"
+	pixel := "GET /i?" + q + " HTTP/1.1\r\nHost: t.example.com\r\nUser-Agent: " + benchUA +
+		"\r\nAccept: image/avif,image/webp,*/*\r\nReferer: https://www.example.com/news/2026/11/some-long-article-slug-about-things\r\nAccept-Language: en-US,en;q=0.9\r\n\r\n"
+	ev := `{"user_id":"7f3c2a9e-5b1d-4e8f-9a6c-0d2e4f6a8b1c","event":"click","props":{"target":"#buy","x":120,"y":455,"path":"/product/123"},"ts":1795000000123}`
+	beacon := fmt.Sprintf("POST /i?sid=site-1234 HTTP/1.1\r\nHost: t.example.com\r\nUser-Agent: %s\r\nOrigin: https://www.example.com\r\nContent-Type: text/plain;charset=UTF-8\r\nContent-Length: %d\r\n\r\n%s", benchUA, len(ev), ev)
+	evs := make([]string, 50)
+	for i := range evs {
+		evs[i] = fmt.Sprintf(`{"user_id":"user-%d","event":"view","props":{"i":%d,"path":"/a/b/c"}}`, i%7, i)
+	}
+	body := "[" + strings.Join(evs, ",") + "]"
+	batch := fmt.Sprintf("POST /batch HTTP/1.1\r\nHost: t.example.com\r\nUser-Agent: sdk/1.0\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	return []benchRequest{
+		{"pixel", []byte(pixel), 200, 1},
+		{"beacon", []byte(beacon), 204, 1},
+		{"batch50", []byte(batch), 200, 50},
+	}
+}()
+
+// BenchmarkHandler measures request → record → enqueue: reading the raw
+// request, routing, parsing, key, encoding, the (copying) sink, and
+// writing the response. MB/s counts request bytes.
+func BenchmarkHandler(b *testing.B) {
+	for _, c := range benchRequests {
+		b.Run(c.name, func(b *testing.B) {
+			s, err := New(Config{}, &discardSink{}, nil, zap.NewNop())
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(len(c.raw)))
+			b.RunParallel(func(pb *testing.PB) {
+				var ctx fasthttp.RequestCtx
+				ctx.Init(&fasthttp.Request{}, &net.TCPAddr{IP: net.IPv4(198, 51, 100, 7), Port: 40000}, nil)
+				rd := bytes.NewReader(nil)
+				br := bufio.NewReaderSize(rd, 64<<10)
+				bw := bufio.NewWriterSize(&bytes.Buffer{}, 64<<10)
+				for pb.Next() {
+					rd.Reset(c.raw)
+					br.Reset(rd)
+					ctx.Request.Reset()
+					ctx.Response.Reset()
+					if err := ctx.Request.Read(br); err != nil {
+						b.Fatal(err)
+					}
+					s.Handle(&ctx)
+					if ctx.Response.StatusCode() != c.status {
+						b.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
+					}
+					bw.Reset(discardWriter{})
+					_ = ctx.Response.Write(bw)
+					_ = bw.Flush()
+				}
+			})
+			b.ReportMetric(float64(c.events), "events/op")
+		})
+	}
+}
+
+type discardWriter struct{}
+
+func (discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// discardSink copies like librdkafka would, per goroutine-safe buffer pool.
+type discardSink struct{}
+
+func (discardSink) Produce(key, value []byte) error {
+	if len(value) == 0 {
+		return fmt.Errorf("empty record")
+	}
+	return nil
+}

@@ -1,0 +1,106 @@
+package ingest
+
+import (
+	"github.com/valyala/fasthttp"
+
+	"github.com/beacongate/beacongate/form"
+	"github.com/beacongate/beacongate/record"
+)
+
+// transparentGIF is the 43-byte 1x1 transparent GIF89a every pixel answer
+// carries.
+var transparentGIF = []byte{
+	'G', 'I', 'F', '8', '9', 'a', // header
+	0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, // 1x1, global color table of 2
+	0x00, 0x00, 0x00, 0xff, 0xff, 0xff, // black, white
+	0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, // graphic control: index 0 transparent
+	0x2c, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, // image descriptor
+	0x02, 0x02, 0x44, 0x01, 0x00, // LZW image data
+	0x3b, // trailer
+}
+
+var (
+	ctGIF         = []byte("image/gif")
+	hdrCacheCtl   = []byte("Cache-Control")
+	valNoStore    = []byte("no-store, max-age=0")
+	hdrOrigin     = []byte("Origin")
+	hdrXRequestID = []byte("X-Request-Id")
+)
+
+// begin takes a scratch from the pool and fills the request-wide fields
+// of the record: time, ids, method, host, path, client IP, headers and the
+// query parameters. The caller must call s.end(sc).
+func (s *Server) begin(ctx *fasthttp.RequestCtx, kind record.Kind) (*scratch, error) {
+	sc := s.pool.Get().(*scratch)
+	sc.ctx = ctx
+	h := &ctx.Request.Header
+	b := &sc.b
+	b.ReceivedAtMicros = ctx.Time().UnixMicro()
+	b.GatewayID = s.gatewayID
+	if id := h.PeekBytes(hdrXRequestID); usableRequestID(id) {
+		b.RequestID = id
+	} else {
+		sc.reqID = s.ids.appendNext(sc.reqID[:0])
+		b.RequestID = sc.reqID
+	}
+	ctx.Response.Header.SetCanonical(hdrRequestID, b.RequestID)
+	b.Kind = kind
+	b.Method = h.Method()
+	b.Host = h.Host()
+	b.Path = ctx.Path()
+	sc.setClientIP(ctx.RemoteIP())
+	b.UserAgent = h.UserAgent()
+	b.Referer = h.Referer()
+	b.Origin = h.PeekBytes(hdrOrigin)
+	if kind != record.KindPixel {
+		b.ContentType = h.ContentType()
+	}
+	q := ctx.URI().QueryString()
+	if len(q) > s.cfg.MaxQueryBytes {
+		return sc, errURITooLong
+	}
+	var err error
+	sc.params, sc.buf, err = form.Parse(sc.params[:0], sc.buf[:0], q, s.cfg.Form)
+	if err != nil {
+		return sc, badRequest(err)
+	}
+	b.Params = sc.params
+	return sc, nil
+}
+
+func (s *Server) end(sc *scratch) {
+	sc.reset()
+	s.pool.Put(sc)
+}
+
+// emit derives the event's shard key, encodes the record and produces it.
+func (s *Server) emit(sc *scratch) error {
+	sc.jbuf = sc.jbuf[:0]
+	sc.b.ShardKey = nil
+	sc.key = s.keyer.AppendKey(sc.key[:0], sc)
+	sc.b.ShardKey = sc.key
+	sc.out = record.Append(sc.out[:0], &sc.b)
+	if err := s.sink.Produce(sc.key, sc.out); err != nil {
+		return err
+	}
+	acceptedByKind[sc.b.Kind].Inc()
+	return nil
+}
+
+// servePixel answers GET and HEAD /i: the query string is the event.
+func (s *Server) servePixel(ctx *fasthttp.RequestCtx) int {
+	s.cors.allow(ctx)
+	sc, err := s.begin(ctx, record.KindPixel)
+	defer s.end(sc)
+	if err == nil {
+		err = s.emit(sc)
+	}
+	if err != nil {
+		return s.fail(ctx, err, "")
+	}
+	h := &ctx.Response.Header
+	h.SetContentTypeBytes(ctGIF)
+	h.SetCanonical(hdrCacheCtl, valNoStore)
+	ctx.Response.SetBodyRaw(transparentGIF)
+	return fasthttp.StatusOK
+}
