@@ -49,7 +49,7 @@ FUZZTIME ?= 20s
 fuzz:
 	@for pkg in ./form ./event ./record ./ingest; do \
 	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
-	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) -fuzzminimizetime=100x $$pkg || exit 1; \
 	  done; \
 	done
 

@@ -359,3 +359,139 @@ func TestCheckConfig(t *testing.T) {
 		t.Fatalf("bad config must fail with one line: %v\n%s", err, out)
 	}
 }
+
+// TestEveryEventBecomesOneRecord sends pixels, beacons and batches and
+// checks that Kafka holds exactly one record per event, each decoding to
+// what was sent, keyed by its user, Snappy-compressed.
+func TestEveryEventBecomesOneRecord(t *testing.T) {
+	const topic = "beacons"
+	b, err := embedded.Start(embedded.Config{Listen: "127.0.0.1:0", Topics: []string{topic}}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	g := startGateway(t, "-kafka.brokers", b.Addr())
+
+	type sent struct {
+		kind    beaconv1.Kind
+		key     string
+		payload string // JSON events
+	}
+	want := map[string]sent{} // by "uid/seq"
+	client := &http.Client{Timeout: 10 * time.Second}
+	check := func(resp *http.Response, err error, wantStatus int) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != wantStatus {
+			t.Fatalf("status %d (%s), want %d", resp.StatusCode, body, wantStatus)
+		}
+	}
+	seq := 0
+	for i := 0; i < 100; i++ {
+		uid := "u" + strconv.Itoa(i%7)
+		seq++
+		resp, err := client.Get(fmt.Sprintf("http://%s/i?uid=%s&seq=%d&ev=page_view", g.http, uid, seq))
+		check(resp, err, 200)
+		want[uid+"/"+strconv.Itoa(seq)] = sent{kind: beaconv1.Kind_KIND_PIXEL, key: uid}
+
+		seq++
+		js := fmt.Sprintf(`{"user_id":%q,"seq":%d}`, uid, seq)
+		resp, err = client.Post("http://"+g.http+"/i", "text/plain;charset=UTF-8", strings.NewReader(js))
+		check(resp, err, 204)
+		want[uid+"/"+strconv.Itoa(seq)] = sent{kind: beaconv1.Kind_KIND_BEACON, key: uid, payload: js}
+
+		var lines []string
+		for j := 0; j < 5; j++ {
+			seq++
+			js := fmt.Sprintf(`{"user_id":%q,"seq":%d}`, uid, seq)
+			lines = append(lines, js)
+			want[uid+"/"+strconv.Itoa(seq)] = sent{kind: beaconv1.Kind_KIND_BATCH_EVENT, key: uid, payload: js}
+		}
+		resp, err = client.Post("http://"+g.http+"/batch", "application/x-ndjson", strings.NewReader(strings.Join(lines, "\n")))
+		check(resp, err, 200)
+	}
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var got []*kgo.Record
+	for len(got) < len(want) && ctx.Err() == nil {
+		got = append(got, cl.PollFetches(ctx).Records()...)
+	}
+	extra, cancel2 := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel2()
+	got = append(got, cl.PollFetches(extra).Records()...)
+	if len(got) != len(want) {
+		t.Fatalf("%d records in Kafka for %d events sent", len(got), len(want))
+	}
+	for _, r := range got {
+		var rec beaconv1.Beacon
+		if err := proto.Unmarshal(r.Value, &rec); err != nil {
+			t.Fatal(err)
+		}
+		id := rec.ShardKey + "/" + strconv.Itoa(seqOf(t, &rec))
+		w, ok := want[id]
+		if !ok {
+			t.Fatalf("unexpected or duplicate record %s", id)
+		}
+		delete(want, id)
+		if rec.Kind != w.kind || string(r.Key) != w.key || string(rec.Payload) != w.payload {
+			t.Fatalf("record %s: kind %v key %q payload %q; sent kind %v key %q payload %q",
+				id, rec.Kind, r.Key, rec.Payload, w.kind, w.key, w.payload)
+		}
+		if r.Attrs.CompressionType() != 2 {
+			t.Fatalf("record batch not snappy-compressed (type %d)", r.Attrs.CompressionType())
+		}
+	}
+}
+
+// TestFullQueueIs503 runs the gateway against an unreachable broker with a
+// tiny producer queue: once it is full, requests get 503 with Retry-After
+// at once, and readiness is off.
+func TestFullQueueIs503(t *testing.T) {
+	g := &gateway{http: freeAddr(t), admin: freeAddr(t), logs: &syncBuffer{}, done: make(chan error, 1)}
+	g.cmd = exec.Command(gatewayBinary(t), "-http.listen", g.http, "-admin.listen", g.admin,
+		"-kafka.brokers", freeAddr(t), "-kafka.config", "queue.buffering.max.messages=5", "-shutdown.drain", "0s", "-shutdown.timeout", "1s")
+	g.cmd.Stdout, g.cmd.Stderr = g.logs, g.logs
+	if err := g.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { g.done <- g.cmd.Wait() }()
+	t.Cleanup(func() { _ = g.cmd.Process.Kill(); <-g.done })
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if resp, err := http.Get("http://" + g.http + "/healthz"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gateway did not start:\n%s", g.logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	for i := 0; i < 5; i++ {
+		if status, _, body := get(t, fmt.Sprintf("http://%s/i?uid=u&seq=%d", g.http, i)); status != 200 {
+			t.Fatalf("request %d: %d %s", i, status, body)
+		}
+	}
+	status, hdr, body := get(t, "http://"+g.http+"/i?uid=u&seq=5")
+	if status != 503 || hdr.Get("Retry-After") == "" || !strings.HasPrefix(string(body), "queue_full: ") {
+		t.Fatalf("full queue: %d Retry-After=%q %q; want 503 with Retry-After", status, hdr.Get("Retry-After"), body)
+	}
+	if status, _, body := get(t, "http://"+g.http+"/readyz"); status != 503 {
+		t.Fatalf("readyz with a full queue and no broker: %d %s", status, body)
+	}
+	// Records that never reached a broker are lost at shutdown: the exit
+	// code and the log say so.
+	if code := g.stop(t); code != 1 || !strings.Contains(g.logs.String(), `"undelivered":5`) {
+		t.Fatalf("exit code %d, want 1 with 5 undelivered logged:\n%s", code, g.logs.String())
+	}
+}
