@@ -45,6 +45,10 @@ var (
 		Name: "beacongate_kafka_queue_capacity_messages",
 		Help: "queue.buffering.max.messages: past it requests get 503.",
 	})
+	topicPartitions = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "beacongate_kafka_topic_partitions",
+		Help: "Partitions of the topic, from the last metadata lookup.",
+	})
 	brokerUp = promauto.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "beacongate_kafka_broker_up",
 		Help: "1 when librdkafka's connection to the broker is UP.",

@@ -35,8 +35,12 @@ type Producer struct {
 	seq       atomic.Uint64 // records produced, for latency sampling
 	brokersUp atomic.Int32  // brokers in state UP in the last statistics
 	fatal     atomic.Pointer[kafka.Error]
-	closeOnce sync.Once
-	loopDone  chan struct{}
+	// topicFound and maxRecord come from discoverTopic.
+	topicFound atomic.Bool
+	maxRecord  atomic.Int64
+	stop       chan struct{}
+	closeOnce  sync.Once
+	loopDone   chan struct{}
 }
 
 // Error is a produce failure that maps to an HTTP response.
@@ -88,9 +92,11 @@ func New(cfg Config, log *zap.Logger) (*Producer, error) {
 		log:      log,
 		throttle: throttle.New(log, 10*time.Second),
 		loopDone: make(chan struct{}),
+		stop:     make(chan struct{}),
 	}
 	queueCapacity.Set(float64(queueMax))
 	go p.eventLoop()
+	go p.discoverTopic(p.stop, 30*time.Second)
 	return p, nil
 }
 
@@ -115,6 +121,9 @@ func goValue(key, v string) kafka.ConfigValue {
 func (p *Producer) Produce(key, value []byte) error {
 	if len(key) == 0 {
 		key = nil
+	}
+	if err := p.checkSize(key, value); err != nil {
+		return err
 	}
 	msg := kafka.Message{
 		TopicPartition: kafka.TopicPartition{Topic: &p.topic, Partition: kafka.PartitionAny},
@@ -161,6 +170,9 @@ func (p *Producer) Ready() (ok bool, reason string) {
 	if p.brokersUp.Load() == 0 {
 		return false, "no broker connection up"
 	}
+	if !p.topicFound.Load() {
+		return false, "topic " + p.topic + " not found (yet)"
+	}
 	return true, ""
 }
 
@@ -180,6 +192,7 @@ func (p *Producer) Flush(timeout time.Duration) int {
 // first. They are counted in beacongate_records_lost_total and logged.
 func (p *Producer) Close() {
 	p.closeOnce.Do(func() {
+		close(p.stop)
 		if n := p.p.Len(); n > 0 {
 			recordsLost.Add(float64(n))
 			p.log.Error("closing producer with undelivered records: they are lost", zap.Int("records", n))

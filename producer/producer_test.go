@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -184,5 +185,67 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if err := (producer.Config{}).Validate(); err != nil {
 		t.Fatalf("zero Config must be valid: %v", err)
+	}
+}
+
+func TestRecordOverTopicMaxIs413(t *testing.T) {
+	const topic = "small"
+	b, err := embedded.Start(embedded.Config{Listen: "127.0.0.1:0", Partitions: 1, Topics: []string{topic}}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if err := b.Cluster().CreateTopic("tiny", 1, map[string]string{"max.message.bytes": "4096"}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := producer.New(producer.Config{Brokers: b.Addr(), Topic: "tiny", StatsInterval: 100 * time.Millisecond}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for ok, reason := p.Ready(); !ok; ok, reason = p.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready: %s", reason)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := p.Produce([]byte("k"), make([]byte, 3000)); err != nil {
+		t.Fatalf("a record under the topic limit: %v", err)
+	}
+	err = p.Produce([]byte("k"), make([]byte, 5000))
+	var pe *producer.Error
+	if !errors.As(err, &pe) || pe.HTTPStatus() != http.StatusRequestEntityTooLarge {
+		t.Fatalf("record over the topic's max.message.bytes: %v, want 413", err)
+	}
+	t.Log(err)
+	if left := p.Flush(10 * time.Second); left != 0 {
+		t.Fatalf("%d left", left)
+	}
+}
+
+func TestMissingTopicIsNotReady(t *testing.T) {
+	b := startBroker(t, "beacons")
+	p, err := producer.New(producer.Config{Brokers: b.Addr(), Topic: "nope", StatsInterval: 100 * time.Millisecond,
+		Settings: map[string]string{"allow.auto.create.topics": "false"}}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	// Once a broker is up, the reason must be the missing topic, and it
+	// must never turn ready.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ok, reason := p.Ready()
+		if ok {
+			t.Fatalf("ready with a missing topic")
+		}
+		if strings.Contains(reason, "not found") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still %q after 15s, want a topic-not-found reason", reason)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

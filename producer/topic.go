@@ -1,0 +1,102 @@
+package producer
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
+	"go.uber.org/zap"
+)
+
+// recordOverhead is a generous bound on what Kafka adds around one
+// record's key and value in a record batch (batch header 61 bytes, record
+// header up to ~25): a record is refused at the request when key + value +
+// overhead exceeds the topic's max.message.bytes, because the broker would
+// refuse its batch after the client had been told 2xx.
+const recordOverhead = 128
+
+// discoverTopic looks the topic up until it is found, then re-checks it
+// every interval: whether it exists (readiness needs it: records for a
+// missing topic can only fail), its partition count (logged), and its
+// max.message.bytes (enforced at enqueue). It runs until stop is closed.
+func (p *Producer) discoverTopic(stop <-chan struct{}, interval time.Duration) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		found := p.lookupTopic()
+		if !found {
+			t.Reset(time.Second) // keep trying quickly until the topic is there
+		} else {
+			t.Reset(interval)
+		}
+	}
+}
+
+func (p *Producer) lookupTopic() bool {
+	md, err := p.p.GetMetadata(&p.topic, false, 5000)
+	if err != nil {
+		p.throttle.Warn("metadata", "cannot fetch topic metadata", zap.String("topic", p.topic), zap.Error(err))
+		return false
+	}
+	tm, ok := md.Topics[p.topic]
+	if !ok || tm.Error.Code() != kafka.ErrNoError || len(tm.Partitions) == 0 {
+		p.topicFound.Store(false)
+		p.throttle.Error("topic-missing", "topic not found: records cannot be delivered; readiness stays off until it exists",
+			zap.String("topic", p.topic), zap.String("error", tm.Error.String()))
+		return false
+	}
+	first := !p.topicFound.Swap(true)
+	maxBytes := p.topicMaxBytes()
+	if maxBytes > 0 {
+		p.maxRecord.Store(int64(maxBytes))
+	}
+	if first {
+		p.log.Info("topic found", zap.String("topic", p.topic), zap.Int("partitions", len(tm.Partitions)),
+			zap.Int("max_message_bytes", maxBytes))
+	}
+	topicPartitions.Set(float64(len(tm.Partitions)))
+	return true
+}
+
+// topicMaxBytes is the topic's max.message.bytes, or 0 if it cannot be
+// read (then only librdkafka's own message.max.bytes applies).
+func (p *Producer) topicMaxBytes() int {
+	ac, err := kafka.NewAdminClientFromProducer(p.p)
+	if err != nil {
+		return 0
+	}
+	defer ac.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	res, err := ac.DescribeConfigs(ctx, []kafka.ConfigResource{{Type: kafka.ResourceTopic, Name: p.topic}})
+	if err != nil || len(res) != 1 || res[0].Error.Code() != kafka.ErrNoError {
+		p.throttle.Warn("describe-configs", "cannot read the topic's max.message.bytes; only message.max.bytes is enforced",
+			zap.String("topic", p.topic), zap.Error(err))
+		return 0
+	}
+	n, err := strconv.Atoi(res[0].Config["max.message.bytes"].Value)
+	if err != nil || n <= 0 {
+		return 0
+	}
+	return n
+}
+
+// checkSize refuses a record the topic would refuse, before the client is
+// told it was accepted.
+func (p *Producer) checkSize(key, value []byte) error {
+	limit := p.maxRecord.Load()
+	if limit <= 0 || int64(len(key)+len(value)+recordOverhead) <= limit {
+		return nil
+	}
+	produceRejected.WithLabelValues("too_large").Inc()
+	return &Error{413, "record_too_large",
+		fmt.Sprintf("record of %d bytes (key %d, value %d) exceeds topic %s max.message.bytes %d minus %d bytes of batch overhead",
+			len(key)+len(value), len(key), len(value), p.topic, limit, recordOverhead), 0}
+}
