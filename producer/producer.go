@@ -75,7 +75,7 @@ func New(cfg Config, log *zap.Logger) (*Producer, error) {
 		return nil, err
 	}
 	queueMax, _ := cfg.queueMax() // validated above
-	cm := kafka.ConfigMap{}
+	cm := kafka.ConfigMap{"go.logs.channel.enable": true}
 	for k, v := range cfg.librdkafkaConfig() {
 		cm[k] = goValue(k, v)
 	}
@@ -96,6 +96,7 @@ func New(cfg Config, log *zap.Logger) (*Producer, error) {
 	}
 	queueCapacity.Set(float64(queueMax))
 	go p.eventLoop()
+	go p.logLoop(kp.Logs())
 	go p.discoverTopic(p.stop, 30*time.Second)
 	return p, nil
 }

@@ -132,12 +132,18 @@ func serve(o *options, log *zap.Logger) error {
 	case serveErr = <-errc:
 		log.Error("a listener failed: shutting down", zap.Error(serveErr))
 	}
-	signal.Stop(sigc)
 
-	// 1. Readiness off, then give load balancers time to notice.
+	// 1. Readiness off, then give load balancers time to notice. A second
+	// signal (an impatient operator's second Ctrl-C) ends the wait early;
+	// the steps after it still run, so nothing queued is dropped.
 	step := time.Now()
 	srv.StartDraining()
-	time.Sleep(o.shutdownDrain)
+	select {
+	case <-time.After(o.shutdownDrain):
+	case sig := <-sigc:
+		log.Warn("second signal: skipping the rest of the drain period", zap.String("signal", sig.String()))
+	}
+	signal.Stop(sigc)
 	log.Info("shutdown: readiness off, drain period over", zap.Duration("took", time.Since(step)))
 
 	// 2. Stop accepting and finish requests in flight: after this no
