@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/beacongate/beacongate/event"
 )
 
 // StatusError is an error that maps to an HTTP response: the status, a
@@ -58,7 +60,13 @@ func badRequest(err error) StatusError {
 	if errors.As(err, &r) {
 		reason = r.Reason()
 	}
-	return &httpError{http.StatusBadRequest, reason, err.Error()}
+	status := http.StatusBadRequest
+	if errors.Is(err, event.ErrEventTooLarge) || errors.Is(err, event.ErrTooManyEvents) {
+		// Size limits are 413 like the body limit, so clients can tell
+		// "too much" from "malformed".
+		status = http.StatusRequestEntityTooLarge
+	}
+	return &httpError{status, reason, err.Error()}
 }
 
 // asStatus maps any error to a StatusError; an unknown error is a 500,

@@ -18,6 +18,8 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/beacongate/beacongate/event"
+	"github.com/beacongate/beacongate/form"
 	beaconv1 "github.com/beacongate/beacongate/proto/beacongate/v1"
 	"github.com/beacongate/beacongate/shard"
 )
@@ -251,7 +253,8 @@ func TestBatch(t *testing.T) {
 }
 
 func TestRejections(t *testing.T) {
-	ts := newTestServer(t, Config{MaxBodyBytes: 4096, MaxHeaderBytes: 4096, MaxQueryBytes: 1024})
+	ts := newTestServer(t, Config{MaxBodyBytes: 4096, MaxHeaderBytes: 4096, MaxQueryBytes: 1024,
+		Event: event.Limits{MaxEventBytes: 2048, MaxEvents: 10, MaxDepth: 5}, Form: form.Limits{MaxParams: 10}})
 	long := strings.Repeat("x", 2000)
 	cases := []struct {
 		name, method, uri, ct, body string
@@ -272,7 +275,11 @@ func TestRejections(t *testing.T) {
 		{"json invalid utf8", "POST", "/i", "application/json", "{\"a\":\"\xff\"}", 400, "invalid_utf8", nil},
 		{"content type", "POST", "/i", "image/png", "xx", 415, "unsupported_content_type", nil},
 		{"content encoding", "POST", "/i", "application/json", `{}`, 415, "unsupported_content_encoding", []string{"Content-Encoding", "gzip"}},
-		{"batch not json", "POST", "/batch", "application/json", `hello`, 400, "", nil},
+		{"batch not json", "POST", "/batch", "application/json", `hello`, 400, "not_batch", nil},
+		{"event too large", "POST", "/i", "application/json", `{"a":"` + strings.Repeat("x", 3000) + `"}`, 413, "event_too_large", nil},
+		{"too many events", "POST", "/batch", "application/json", "[" + strings.Repeat(`{},`, 10) + "{}]", 413, "too_many_events", nil},
+		{"too deep", "POST", "/i", "application/json", strings.Repeat(`{"a":`, 10) + "1" + strings.Repeat("}", 10), 400, "too_deep", nil},
+		{"too many params", "GET", "/i?" + strings.Repeat("a=1&", 20), "", "", 400, "too_many_params", nil},
 		{"batch content type", "POST", "/batch", "text/csv", `a,b`, 415, "unsupported_content_type", nil},
 	}
 	for _, c := range cases {
