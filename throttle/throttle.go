@@ -38,7 +38,9 @@ func New(log *zap.Logger, interval time.Duration) *Logger {
 
 // Warn logs msg at warn level unless a line with the same key was written
 // less than the interval ago.
-func (l *Logger) Warn(key, msg string, fields ...zap.Field) { l.write(zapcore.WarnLevel, key, msg, fields) }
+func (l *Logger) Warn(key, msg string, fields ...zap.Field) {
+	l.write(zapcore.WarnLevel, key, msg, fields)
+}
 
 // Error logs msg at error level, throttled like Warn.
 func (l *Logger) Error(key, msg string, fields ...zap.Field) {
