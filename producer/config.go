@@ -30,7 +30,7 @@ type Config struct {
 	StatsInterval time.Duration
 	// LatencySampleEvery measures delivery latency on one record in this
 	// many (tracking a record costs an allocation and a map entry in the
-	// Go client). Default 64.
+	// Go client). Default 64; negative turns the measurement off.
 	LatencySampleEvery int
 }
 
@@ -93,9 +93,6 @@ func (c Config) Validate() error {
 	}
 	if c.StatsInterval < 0 {
 		return fmt.Errorf("producer: negative stats interval %v", c.StatsInterval)
-	}
-	if c.LatencySampleEvery < 0 {
-		return fmt.Errorf("producer: negative latency sample rate %d", c.LatencySampleEvery)
 	}
 	if strings.ContainsAny(c.Topic, " ,/\\") || len(c.Topic) > 249 {
 		return fmt.Errorf("producer: invalid topic name %q", c.Topic)

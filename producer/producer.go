@@ -75,6 +75,10 @@ func New(cfg Config, log *zap.Logger) (*Producer, error) {
 		return nil, err
 	}
 	queueMax, _ := cfg.queueMax() // validated above
+	sample := uint64(0)
+	if cfg.LatencySampleEvery > 0 {
+		sample = uint64(cfg.LatencySampleEvery)
+	}
 	cm := kafka.ConfigMap{"go.logs.channel.enable": true}
 	for k, v := range cfg.librdkafkaConfig() {
 		cm[k] = goValue(k, v)
@@ -88,7 +92,7 @@ func New(cfg Config, log *zap.Logger) (*Producer, error) {
 		topic:    cfg.Topic,
 		queueMax: queueMax,
 		highMark: int(float64(queueMax) * cfg.HighWater),
-		sample:   uint64(cfg.LatencySampleEvery),
+		sample:   sample,
 		log:      log,
 		throttle: throttle.New(log, 10*time.Second),
 		loopDone: make(chan struct{}),

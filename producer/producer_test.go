@@ -21,7 +21,7 @@ import (
 
 const partitions = 16
 
-func startBroker(t *testing.T, topic string) *embedded.Broker {
+func startBroker(t testing.TB, topic string) *embedded.Broker {
 	t.Helper()
 	b, err := embedded.Start(embedded.Config{Listen: "127.0.0.1:0", Partitions: partitions, Topics: []string{topic}}, zap.NewNop())
 	if err != nil {

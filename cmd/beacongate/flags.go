@@ -108,7 +108,7 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 	o.kafkaSettings = kvFlag{}
 	fs.Var(o.kafkaSettings, "kafka.config", "librdkafka property key=value, repeatable; overrides the gateway's defaults (e.g. linger.ms=10, batch.size=1000000)")
 	fs.Float64Var(&o.producer.HighWater, "kafka.high-water", 0.8, "fraction of the producer queue above which /readyz answers 503")
-	fs.IntVar(&o.producer.LatencySampleEvery, "kafka.latency-sample", 64, "measure delivery latency on one record in this many")
+	fs.IntVar(&o.producer.LatencySampleEvery, "kafka.latency-sample", 64, "measure delivery latency on one record in this many (negative: off)")
 	fs.DurationVar(&o.producer.StatsInterval, "kafka.stats-interval", time.Second, "how often librdkafka statistics update the metrics and broker readiness")
 
 	fs.StringVar(&o.embedded.Listen, "embedded.listen", "127.0.0.1:9092", "listen address of the embedded development broker")
