@@ -7,17 +7,30 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 ARGS    ?=
 export CGO_ENABLED := 1
 
-.PHONY: all build run test test-unit test-race vet fmt-check proto fuzz clean
+.PHONY: all build run test test-unit test-race vet fmt-check proto fuzz bench clean
 
 all: build
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/beacongate ./cmd/beacongate
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/beacongate-bench ./cmd/beacongate-bench
 
 # Starts the gateway on :8080 (admin on 127.0.0.1:9100) with the embedded
 # development broker on 127.0.0.1:9092, data in ./data/kafka.
 run: build
 	./bin/beacongate $(ARGS)
+
+# The load test behind the sizing figures (issue #3): starts bin/beacongate
+# and a development broker on free loopback ports, drives a do-nothing
+# baseline server and then the gateway with the same closed-loop load
+# (64 connections, 20 s each, pixel-only ~0.8 KB events: the headline
+# figure), reads the topic back and prints throughput, latency, CPU per
+# event, lost/duplicated/reordered events and the gateway/baseline ratios;
+# reports also in bench-out/. Takes about a minute; exit code 1 if anything
+# was lost. More flags: BENCH_ARGS='-preset 2kb' (bin/beacongate-bench -h).
+BENCH_ARGS ?=
+bench: build
+	./bin/beacongate-bench -spawn -baseline -conns 64 -duration 20s -preset pixel $(BENCH_ARGS)
 
 # Every test: vet and format, unit and integration tests (real librdkafka
 # producer against an in-process Kafka-protocol broker, read back by

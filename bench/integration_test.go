@@ -1,0 +1,133 @@
+package bench
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary play the harness's child processes (the
+// baseline server, the broker), as the command does.
+func TestMain(m *testing.M) {
+	if code, ok := ServeChild(os.Args[1:]); ok {
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
+
+// gatewayBinary builds the real gateway (cgo, librdkafka) once, as the
+// end-to-end tests of cmd/beacongate do, so the two share the build
+// cache.
+func gatewayBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "beacongate")
+	start := time.Now()
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/beacongate/beacongate/cmd/beacongate").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build of the gateway: %v\n%s", err, out)
+	}
+	t.Logf("gateway built in %v", time.Since(start).Round(time.Millisecond))
+	return bin
+}
+
+// TestSpawnedGatewayLosesNothing runs what `make bench` runs, tiny: the
+// baseline, then the real gateway binary with a broker, a mixed load,
+// the read-back; nothing may be lost, duplicated or reordered, and the
+// reports must be written.
+func TestSpawnedGatewayLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the gateway")
+	}
+	bin := gatewayBinary(t)
+	dir := t.TempDir()
+	var out, log bytes.Buffer
+	start := time.Now()
+	rep, err := Run(t.Context(), Config{
+		Spawn: true, GatewayBin: bin, Baseline: true,
+		Conns: 8, Duration: 2 * time.Second, Requests: 2000,
+		JSONPath: filepath.Join(dir, "report.json"), HTMLPath: filepath.Join(dir, "report.html"),
+		ReadbackTimeout: 15 * time.Second,
+		Out:             &out, Log: &log,
+	})
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, log.String())
+	}
+	t.Logf("run took %v\n%s", time.Since(start).Round(time.Millisecond), out.String())
+	if len(rep.Phases) != 2 || rep.Phases[0].Name != "baseline" || rep.Phases[1].Name != "gateway" {
+		t.Fatalf("phases %v", rep.Phases)
+	}
+	base, gw := rep.Phases[0], rep.Phases[1]
+	if base.AckedRequests == 0 || base.Server == nil || base.Server.CPUSeconds <= 0 {
+		t.Fatalf("baseline did not run or was not measured: %+v", base)
+	}
+	a := gw.Accounting
+	if a == nil {
+		t.Fatal("no accounting")
+	}
+	if a.Lost != 0 || a.Duplicated != 0 || a.OrderViolations != 0 || a.KeysSplit != 0 || a.Unreadable != 0 {
+		t.Fatalf("accounting: %+v", a)
+	}
+	if a.Acknowledged == 0 || a.Delivered != a.Acknowledged || a.Sent != a.Acknowledged || !a.Complete {
+		t.Fatalf("delivered %d of %d acknowledged, %d sent (complete %v)", a.Delivered, a.Acknowledged, a.Sent, a.Complete)
+	}
+	// The mix is by request; the default one has batches, so events
+	// outnumber requests.
+	if gw.Events <= gw.Requests || gw.Requests > 2000 {
+		t.Fatalf("%d requests carried %d events", gw.Requests, gw.Events)
+	}
+	if gw.ExitCode == nil || *gw.ExitCode != 0 || gw.Undelivered == nil || *gw.Undelivered != 0 {
+		t.Fatalf("gateway shutdown: exit %v undelivered %v", gw.ExitCode, gw.Undelivered)
+	}
+	if gw.Server == nil || gw.ServerCPUMicrosPerEvent <= 0 || gw.Server.PeakRSSBytes == 0 || gw.Broker == nil {
+		t.Fatalf("gateway not measured: server %+v broker %+v", gw.Server, gw.Broker)
+	}
+	if m := gw.GatewayMetrics; m["beacongate_kafka_records_delivered_total"] != float64(a.Delivered) {
+		t.Fatalf("gateway counted %v delivered, the read-back %d", m["beacongate_kafka_records_delivered_total"], a.Delivered)
+	}
+	if rep.Ratios == nil || rep.Ratios.Throughput <= 0 || rep.Ratios.CPUPerEvent <= 0 {
+		t.Fatalf("ratios %+v", rep.Ratios)
+	}
+	if len(rep.Problems) != 0 {
+		t.Fatalf("problems: %v", rep.Problems)
+	}
+	for _, f := range []string{"report.json", "report.html"} {
+		if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Size() == 0 {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+	if !bytes.Contains(out.Bytes(), []byte("LOST 0  DUPLICATED 0  ORDER VIOLATIONS 0")) {
+		t.Fatalf("text report:\n%s", out.String())
+	}
+}
+
+// TestOpenLoopKeepsItsRate drives the baseline server alone at a fixed
+// rate: the schedule, not the answers, sets the pace.
+func TestOpenLoopKeepsItsRate(t *testing.T) {
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, addr, err := startChild("baseline server", self, []string{serveBaselineArg, "127.0.0.1:0"}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = srv.stop(5 * time.Second) }()
+	c := Config{Mode: "open", Rate: 2000, Conns: 8, Duration: 1500 * time.Millisecond}.withDefaults()
+	tr := newTraffic("0123456789ab", c)
+	l := runLoad(t.Context(), c, tr, loadTarget{addr: addr, host: addr})
+	if l.requests+l.behind != 3000 {
+		t.Fatalf("%d sent + %d behind schedule, want the 3000 scheduled", l.requests, l.behind)
+	}
+	if l.transportErrors != 0 || l.ackedReqs != l.requests {
+		t.Fatalf("%d of %d acknowledged, %d transport errors", l.ackedReqs, l.requests, l.transportErrors)
+	}
+	if l.elapsed < 1400*time.Millisecond || l.elapsed > 3*time.Second {
+		t.Fatalf("open loop of 1.5s took %v", l.elapsed)
+	}
+	if got := l.latency.TotalCount(); got != l.requests {
+		t.Fatalf("%d latencies for %d requests", got, l.requests)
+	}
+}
