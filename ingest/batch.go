@@ -35,9 +35,9 @@ func batchFormatOK(ct []byte) bool {
 // record each. One bad event does not sink the good ones: the answer is a
 // JSON summary with the accepted count and each rejected event's index and
 // reason; it is 200 when any event was accepted (or the batch was empty).
-func (s *Server) serveBatch(ctx *fasthttp.RequestCtx) int {
+func (s *Server) serveBatch(ctx *fasthttp.RequestCtx, path, query []byte) int {
 	s.cors.allow(ctx)
-	sc, err := s.begin(ctx, record.KindBatchEvent)
+	sc, err := s.begin(ctx, record.KindBatchEvent, path, query)
 	defer s.end(sc)
 	if err != nil {
 		return s.fail(ctx, err, "")

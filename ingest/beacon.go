@@ -83,9 +83,9 @@ func checkBody(ctx *fasthttp.RequestCtx) ([]byte, error) {
 
 // serveBeacon answers POST /i: one event, as JSON (application/json or
 // text/plain) or as a form, then 204.
-func (s *Server) serveBeacon(ctx *fasthttp.RequestCtx) int {
+func (s *Server) serveBeacon(ctx *fasthttp.RequestCtx, path, query []byte) int {
 	s.cors.allow(ctx)
-	sc, err := s.begin(ctx, record.KindBeacon)
+	sc, err := s.begin(ctx, record.KindBeacon, path, query)
 	defer s.end(sc)
 	if err == nil {
 		err = s.readBeacon(sc)

@@ -30,7 +30,7 @@ var (
 // begin takes a scratch from the pool and fills the request-wide fields
 // of the record: time, ids, method, host, path, client IP, headers and the
 // query parameters. The caller must call s.end(sc).
-func (s *Server) begin(ctx *fasthttp.RequestCtx, kind record.Kind) (*scratch, error) {
+func (s *Server) begin(ctx *fasthttp.RequestCtx, kind record.Kind, path, query []byte) (*scratch, error) {
 	sc := s.pool.Get().(*scratch)
 	sc.ctx = ctx
 	h := &ctx.Request.Header
@@ -47,7 +47,7 @@ func (s *Server) begin(ctx *fasthttp.RequestCtx, kind record.Kind) (*scratch, er
 	b.Kind = kind
 	b.Method = h.Method()
 	b.Host = h.Host()
-	b.Path = ctx.Path()
+	b.Path = path
 	sc.setClientIP(ctx.RemoteIP())
 	b.UserAgent = h.UserAgent()
 	b.Referer = h.Referer()
@@ -55,16 +55,16 @@ func (s *Server) begin(ctx *fasthttp.RequestCtx, kind record.Kind) (*scratch, er
 	if kind != record.KindPixel {
 		b.ContentType = h.ContentType()
 	}
-	q := ctx.URI().QueryString()
-	if len(q) > s.cfg.MaxQueryBytes {
+	if len(query) > s.cfg.MaxQueryBytes {
 		return sc, errURITooLong
 	}
 	var err error
-	sc.params, sc.buf, err = form.Parse(sc.params[:0], sc.buf[:0], q, s.cfg.Form)
+	sc.params, sc.buf, err = form.Parse(sc.params[:0], sc.buf[:0], query, s.cfg.Form)
 	if err != nil {
 		return sc, badRequest(err)
 	}
 	b.Params = sc.params
+	b.ParamsValidUTF8 = true // form.Parse accepts valid UTF-8 only
 	return sc, nil
 }
 
@@ -88,9 +88,9 @@ func (s *Server) emit(sc *scratch) error {
 }
 
 // servePixel answers GET and HEAD /i: the query string is the event.
-func (s *Server) servePixel(ctx *fasthttp.RequestCtx) int {
+func (s *Server) servePixel(ctx *fasthttp.RequestCtx, path, query []byte) int {
 	s.cors.allow(ctx)
-	sc, err := s.begin(ctx, record.KindPixel)
+	sc, err := s.begin(ctx, record.KindPixel, path, query)
 	defer s.end(sc)
 	if err == nil {
 		err = s.emit(sc)

@@ -517,3 +517,24 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatalf("zero Config: %v", err)
 	}
 }
+
+func TestRequestTargetForms(t *testing.T) {
+	ts := newTestServer(t, Config{})
+	// Absolute form, as forward proxies send it.
+	if status, _ := rawRequest(t, ts, "GET http://gw.test/i?uid=abs HTTP/1.1\r\nHost: gw.test\r\n\r\n"); status != 200 {
+		t.Fatalf("absolute-form pixel: %d", status)
+	}
+	// A fragment is not part of the query.
+	if status, _ := rawRequest(t, ts, "GET /i?uid=frag#x=1 HTTP/1.1\r\nHost: gw.test\r\n\r\n"); status != 200 {
+		t.Fatalf("pixel with fragment: %d", status)
+	}
+	// No exact match on a non-normalized path: 404, not a record.
+	if status, _ := rawRequest(t, ts, "GET //i?uid=x HTTP/1.1\r\nHost: gw.test\r\n\r\n"); status != 404 {
+		t.Fatalf("//i: %d, want 404", status)
+	}
+	keys, recs := ts.sink.take()
+	if len(recs) != 2 || keys[0] != "abs" || recs[0].Path != "/i" || recs[0].Host != "gw.test" ||
+		keys[1] != "frag" || paramsOf(recs[1]) != "uid=frag" {
+		t.Fatalf("records %v keys %q", recs, keys)
+	}
+}

@@ -47,8 +47,11 @@ var Defaults = map[string]string{
 	// Kafka-Java-compatible partitioning, so any producer or consumer that
 	// hashes a key agrees on its partition (keyless records are spread).
 	"partitioner": "murmur2_random",
-	// Small linger: batches fill within milliseconds at beacon rates.
-	"linger.ms": "5",
+	// Pixels are answered before Kafka acknowledges, so waiting 20 ms to
+	// fill batches costs no request latency; measured against 5 ms with
+	// beacongate-bench it gave 3% more throughput and halved the broker's
+	// CPU per event (larger batches, fewer produce requests and wake-ups).
+	"linger.ms": "20",
 	// Bounded in-memory queue: at most this many records wait for Kafka;
 	// past it requests get an immediate 503 (ErrQueueFull).
 	"queue.buffering.max.messages": "200000",

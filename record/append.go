@@ -69,8 +69,12 @@ func Append(dst []byte, b *Beacon) []byte {
 		p := &b.Params[i]
 		// The Param's length prefix comes first, so both strings are
 		// measured (and checked for UTF-8) before either is written.
-		nameLen, nameOK := validUTF8Len(p.Name)
-		valueLen, valueOK := validUTF8Len(p.Value)
+		nameLen, nameOK := len(p.Name), true
+		valueLen, valueOK := len(p.Value), true
+		if !b.ParamsValidUTF8 {
+			nameLen, nameOK = validUTF8Len(p.Name)
+			valueLen, valueOK = validUTF8Len(p.Value)
+		}
 		dst = protowire.AppendTag(dst, fieldParams, protowire.BytesType)
 		dst = protowire.AppendVarint(dst, uint64(fieldSize(fieldParamName, nameLen)+fieldSize(fieldParamValue, valueLen)))
 		dst = appendMeasured(dst, fieldParamName, p.Name, nameLen, nameOK)

@@ -312,3 +312,17 @@ func TestInvalidStringBreaksUnmarshal(t *testing.T) {
 		t.Fatal("proto.Unmarshal accepted invalid UTF-8 in a string field; the sanitizing in Append may be unneeded")
 	}
 }
+
+// TestParamsValidUTF8 checks that trusting validated params changes
+// nothing in the output, only the work.
+func TestParamsValidUTF8(t *testing.T) {
+	b := record.Beacon{Kind: record.KindPixel, Params: []record.Param{{Name: []byte("uid"), Value: []byte("ü-1")}, {Name: []byte("t"), Value: []byte("€")}}}
+	checked := record.Append(nil, &b)
+	b.ParamsValidUTF8 = true
+	if trusted := record.Append(nil, &b); !bytes.Equal(checked, trusted) {
+		t.Fatalf("ParamsValidUTF8 changed the encoding:\n%x\n%x", checked, trusted)
+	}
+	if n := record.Size(&b); n != len(checked) {
+		t.Fatalf("Size %d, encoding %d", n, len(checked))
+	}
+}
