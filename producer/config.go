@@ -59,11 +59,13 @@ var Defaults = map[string]string{
 	"queue.buffering.max.kbytes": "262144",
 	// Up to 10,000 records per batch (seed 001).
 	"batch.num.messages": "10000",
-	// Delivery reports carry no key or value: the gateway only counts them.
-	"go.delivery.report.fields": "none",
-	// The events channel only carries delivery reports, stats and errors,
-	// consumed by one loop; it need not be the 1M default.
-	"go.events.channel.size": "100000",
+	// Delivery reports carry key and value, so a record librdkafka gives
+	// up on can be handed to the spool instead of being lost (#4). It
+	// costs a copy per delivered record.
+	"go.delivery.report.fields": "key,value",
+	// The events channel carries delivery reports (each with its value),
+	// stats and errors, consumed by one loop: bound the memory it can hold.
+	"go.events.channel.size": "20000",
 }
 
 func (c Config) withDefaults() Config {

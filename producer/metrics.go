@@ -25,6 +25,14 @@ var (
 		Name: "beacongate_records_lost_total",
 		Help: "Records that were acknowledged to a client but will never reach Kafka. Must stay 0.",
 	})
+	otherDelivered = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "beacongate_kafka_other_records_delivered_total",
+		Help: "Records for other topics (the dead-letter topic) acknowledged by Kafka.",
+	}, []string{"topic"})
+	otherFailed = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "beacongate_kafka_other_records_failed_total",
+		Help: "Records for other topics (the dead-letter topic) librdkafka gave up on.",
+	}, []string{"topic"})
 	produceRejected = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "beacongate_kafka_produce_rejected_total",
 		Help: "Records the producer refused at enqueue (the client got an error), by reason.",

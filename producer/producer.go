@@ -35,6 +35,8 @@ type Producer struct {
 	seq       atomic.Uint64 // records produced, for latency sampling
 	brokersUp atomic.Int32  // brokers in state UP in the last statistics
 	fatal     atomic.Pointer[kafka.Error]
+	// onFailed takes records librdkafka gave up on (see SetFailureHandler).
+	onFailed atomic.Pointer[FailureHandler]
 	// topicFound and maxRecord come from discoverTopic.
 	topicFound atomic.Bool
 	maxRecord  atomic.Int64
@@ -120,10 +122,67 @@ func goValue(key, v string) kafka.ConfigValue {
 	return v
 }
 
+// Tracker is told, from the event loop, what became of one record given
+// to ProduceTracked: nil once Kafka acknowledged it (or, for a record
+// librdkafka gave up on, once the failure handler kept it), else the
+// error. Delivered must not block.
+//
+// It is an alias of an unnamed interface type so that packages without
+// cgo (relay) can name the same type without importing this one.
+type Tracker = interface{ Delivered(err error) }
+
+// FailureHandler takes a record of the gateway's topic that librdkafka
+// gave up on (message.timeout.ms passed, a permanent error, or a purge at
+// shutdown) and returns nil if it kept it durably (the disk spool), so it
+// is not lost. It runs on the event loop: it may do disk I/O but must not
+// wait on Kafka.
+type FailureHandler func(key, value []byte, cause error) error
+
+// SetFailureHandler installs h; without one a failed record is lost
+// (counted in beacongate_records_lost_total and logged).
+func (p *Producer) SetFailureHandler(h FailureHandler) { p.onFailed.Store(&h) }
+
+// tracked is the opaque of a ProduceTracked record.
+type tracked struct {
+	start time.Time
+	t     Tracker
+}
+
+// ProduceTracked is Produce for a record whose outcome the caller waits
+// for (acknowledged mode). It costs an allocation and a map entry in the
+// Go client, so the asynchronous path does not use it.
+func (p *Producer) ProduceTracked(key, value []byte, t Tracker) error {
+	return p.produce(p.topic, key, value, nil, &tracked{start: time.Now(), t: t})
+}
+
+// Header is a Kafka record header. Like Tracker it is an alias of an
+// unnamed type, so package relay can build headers without cgo.
+type Header = struct {
+	Key   string
+	Value []byte
+}
+
+// ProduceTo enqueues a record for another topic (the dead-letter topic),
+// with headers. Its failures are counted, never spooled: it is not an
+// acknowledged beacon.
+func (p *Producer) ProduceTo(topic string, key, value []byte, headers []Header) error {
+	return p.produce(topic, key, value, headers, nil)
+}
+
 // Produce enqueues one record. librdkafka copies key and value
 // (RD_KAFKA_MSG_F_COPY), so the caller's buffers are free when it returns.
 // An empty key means no key: librdkafka then spreads the record randomly.
 func (p *Producer) Produce(key, value []byte) error {
+	var opaque any
+	if p.sample > 0 && p.seq.Add(1)%p.sample == 0 {
+		// Delivery reports carry no timestamp, so a sampled record carries
+		// its enqueue time as the opaque.
+		opaque = time.Now()
+	}
+	return p.produce(p.topic, key, value, nil, opaque)
+}
+
+func (p *Producer) produce(topic string, key, value []byte, headers []Header, opaque any) error {
 	if len(key) == 0 {
 		key = nil
 	}
@@ -131,14 +190,13 @@ func (p *Producer) Produce(key, value []byte) error {
 		return err
 	}
 	msg := kafka.Message{
-		TopicPartition: kafka.TopicPartition{Topic: &p.topic, Partition: kafka.PartitionAny},
+		TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
 		Key:            key,
 		Value:          value,
+		Opaque:         opaque,
 	}
-	if p.sample > 0 && p.seq.Add(1)%p.sample == 0 {
-		// Delivery reports carry no timestamp, so a sampled record carries
-		// its enqueue time as the opaque.
-		msg.Opaque = time.Now()
+	for _, h := range headers {
+		msg.Headers = append(msg.Headers, kafka.Header{Key: h.Key, Value: h.Value})
 	}
 	err := p.p.Produce(&msg, nil)
 	if err == nil {
@@ -225,6 +283,11 @@ func (p *Producer) eventLoop() {
 }
 
 func (p *Producer) delivered(m *kafka.Message) {
+	tr, _ := m.Opaque.(*tracked)
+	if m.TopicPartition.Topic != nil && *m.TopicPartition.Topic != p.topic {
+		p.deliveredElsewhere(m)
+		return
+	}
 	if err := m.TopicPartition.Error; err != nil {
 		code := "unknown"
 		var ke kafka.Error
@@ -232,17 +295,61 @@ func (p *Producer) delivered(m *kafka.Message) {
 			code = ke.Code().String()
 		}
 		recordsFailed.WithLabelValues(code).Inc()
-		// librdkafka has given up on this record (message.timeout.ms or a
-		// permanent error): it is lost until issue #4's spool catches it.
-		recordsLost.Inc()
-		p.throttle.Error("delivery:"+code, "record delivery failed; record lost",
-			zap.String("code", code), zap.Error(err))
+		// librdkafka has given up on this record (message.timeout.ms, a
+		// permanent error, or a purge at shutdown). The failure handler
+		// (the spool) keeps it; without one, or if it cannot, it is lost.
+		kept := errNoFailureHandler
+		if h := p.onFailed.Load(); h != nil {
+			kept = (*h)(m.Key, m.Value, err)
+		}
+		if kept != nil {
+			recordsLost.Inc()
+			p.throttle.Error("delivery:"+code, "record delivery failed and it could not be kept: record lost",
+				zap.String("code", code), zap.Error(err), zap.NamedError("keep_error", kept))
+		} else {
+			p.throttle.Warn("delivery:"+code, "record delivery failed; kept by the failure handler (spooled)",
+				zap.String("code", code), zap.Error(err))
+		}
+		if tr != nil {
+			tr.t.Delivered(kept)
+		}
 		return
 	}
 	recordsDelivered.Inc()
-	if t, ok := m.Opaque.(time.Time); ok {
-		deliveryLatency.Observe(time.Since(t).Seconds())
+	switch o := m.Opaque.(type) {
+	case time.Time:
+		deliveryLatency.Observe(time.Since(o).Seconds())
+	case *tracked:
+		deliveryLatency.Observe(time.Since(o.start).Seconds())
+		o.t.Delivered(nil)
 	}
+}
+
+var errNoFailureHandler = errors.New("no failure handler (spool) configured")
+
+// deliveredElsewhere counts the outcome of a record for another topic
+// (the dead-letter topic).
+func (p *Producer) deliveredElsewhere(m *kafka.Message) {
+	if err := m.TopicPartition.Error; err != nil {
+		otherFailed.WithLabelValues(*m.TopicPartition.Topic).Inc()
+		p.throttle.Error("delivery-other:"+*m.TopicPartition.Topic, "record for another topic (dead letters) failed",
+			zap.String("topic", *m.TopicPartition.Topic), zap.Error(err))
+		return
+	}
+	otherDelivered.WithLabelValues(*m.TopicPartition.Topic).Inc()
+}
+
+// Purge takes every record still queued or in flight out of librdkafka
+// and hands it to the failure handler (the spool), so that a shutdown
+// with Kafka unreachable keeps them instead of losing them. Records that
+// were in flight may have reached Kafka too: replaying them can
+// duplicate them (at-least-once). It waits up to timeout for the purged
+// records' reports and returns how many records are left.
+func (p *Producer) Purge(timeout time.Duration) int {
+	if err := p.p.Purge(kafka.PurgeQueue | kafka.PurgeInFlight | kafka.PurgeNonBlocking); err != nil {
+		p.log.Error("purging the producer queue failed", zap.Error(err))
+	}
+	return p.p.Flush(int(timeout.Milliseconds()))
 }
 
 func (p *Producer) clientError(e kafka.Error) {

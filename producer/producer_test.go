@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -247,5 +248,92 @@ func TestMissingTopicIsNotReady(t *testing.T) {
 			t.Fatalf("still %q after 15s, want a topic-not-found reason", reason)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+type keptRecord struct{ key, value string }
+
+func TestPurgeHandsRecordsToFailureHandler(t *testing.T) {
+	p, err := producer.New(producer.Config{Brokers: "127.0.0.1:1"}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var mu sync.Mutex
+	var kept []keptRecord
+	p.SetFailureHandler(func(key, value []byte, cause error) error {
+		mu.Lock()
+		defer mu.Unlock()
+		kept = append(kept, keptRecord{string(key), string(value)})
+		return nil
+	})
+	tr := &tracker{done: make(chan error, 1)}
+	for i := 0; i < 9; i++ {
+		if err := p.Produce([]byte("k"+strconv.Itoa(i)), []byte("v"+strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.ProduceTracked([]byte("k9"), []byte("v9"), tr); err != nil {
+		t.Fatal(err)
+	}
+	if left := p.Purge(10 * time.Second); left != 0 {
+		t.Fatalf("%d records left after purge", left)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(kept) != 10 {
+		t.Fatalf("failure handler got %d records, want 10", len(kept))
+	}
+	for i, r := range kept {
+		if r.key != "k"+strconv.Itoa(i) || r.value != "v"+strconv.Itoa(i) {
+			t.Fatalf("kept record %d = %+v (order or content wrong)", i, r)
+		}
+	}
+	select {
+	case err := <-tr.done:
+		if err != nil {
+			t.Fatalf("tracked record kept by the handler reported %v, want nil", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("tracker never called")
+	}
+}
+
+type tracker struct{ done chan error }
+
+func (t *tracker) Delivered(err error) { t.done <- err }
+
+func TestTrackedAndDeadLetter(t *testing.T) {
+	b := startBroker(t, "beacons")
+	if err := b.Cluster().CreateTopic("beacons-dlq", 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	p, err := producer.New(producer.Config{Brokers: b.Addr()}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	tr := &tracker{done: make(chan error, 1)}
+	if err := p.ProduceTracked([]byte("u1"), []byte("v"), tr); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-tr.done:
+		if err != nil {
+			t.Fatalf("tracked delivery: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("tracked record never acknowledged")
+	}
+	if err := p.ProduceTo("beacons-dlq", nil, []byte("{bad json"), []producer.Header{{Key: "reason", Value: []byte("invalid_json")}}); err != nil {
+		t.Fatal(err)
+	}
+	if left := p.Flush(10 * time.Second); left != 0 {
+		t.Fatalf("%d left", left)
+	}
+	recs := consume(t, b.Addr(), "beacons-dlq", 1)
+	if string(recs[0].Value) != "{bad json" || len(recs[0].Headers) != 1 || recs[0].Headers[0].Key != "reason" ||
+		string(recs[0].Headers[0].Value) != "invalid_json" {
+		t.Fatalf("dead letter %q headers %v", recs[0].Value, recs[0].Headers)
 	}
 }
