@@ -37,7 +37,7 @@ func batchFormatOK(ct []byte) bool {
 // reason; it is 200 when any event was accepted (or the batch was empty).
 func (s *Server) serveBatch(ctx *fasthttp.RequestCtx, path, query []byte) int {
 	s.cors.allow(ctx)
-	sc, err := s.begin(ctx, record.KindBatchEvent, path, query)
+	sc, err := s.begin(ctx, routeBatch, record.KindBatchEvent, path, query)
 	defer s.end(sc)
 	if err != nil {
 		return s.fail(ctx, err, "")
@@ -47,6 +47,7 @@ func (s *Server) serveBatch(ctx *fasthttp.RequestCtx, path, query []byte) int {
 		return s.fail(ctx, err, "")
 	}
 	if !batchFormatOK(ctx.Request.Header.ContentType()) {
+		s.deadLetter(sc, body, errContentType, -1)
 		return s.fail(ctx, errContentType, "")
 	}
 	valid := 0
@@ -58,7 +59,9 @@ func (s *Server) serveBatch(ctx *fasthttp.RequestCtx, path, query []byte) int {
 		return true
 	})
 	if err != nil {
-		return s.fail(ctx, badRequest(err), "")
+		err = badRequest(err)
+		s.deadLetter(sc, body, err, -1)
+		return s.fail(ctx, err, "")
 	}
 	if c, ok := s.sink.(capacity); ok && valid > 0 && c.Len()+valid > c.QueueMax() {
 		return s.fail(ctx, errBatchOverCapacity, "")
@@ -84,6 +87,11 @@ func (s *Server) serveBatch(ctx *fasthttp.RequestCtx, path, query []byte) int {
 		}
 		se := asStatus(err)
 		countRejected(se.Reason(), 1)
+		if raw := it.ev; len(raw) > 0 {
+			s.deadLetter(sc, raw, se, i)
+		} else {
+			s.deadLetter(sc, body, se, i) // the event could not be delimited
+		}
 		var ra retryAfterer
 		if errors.As(err, &ra) {
 			retryable = true
@@ -113,6 +121,11 @@ func (s *Server) serveBatch(ctx *fasthttp.RequestCtx, path, query []byte) int {
 	resp = strconv.AppendInt(resp, int64(rejected), 10)
 	resp = append(resp, "}\n"...)
 	sc.resp = resp
+	if accepted > 0 {
+		if err := s.waitAck(sc); err != nil {
+			return s.fail(ctx, err, "")
+		}
+	}
 
 	status := fasthttp.StatusOK
 	if accepted == 0 && rejected > 0 {

@@ -85,13 +85,20 @@ func checkBody(ctx *fasthttp.RequestCtx) ([]byte, error) {
 // text/plain) or as a form, then 204.
 func (s *Server) serveBeacon(ctx *fasthttp.RequestCtx, path, query []byte) int {
 	s.cors.allow(ctx)
-	sc, err := s.begin(ctx, record.KindBeacon, path, query)
+	sc, err := s.begin(ctx, routeBeacon, record.KindBeacon, path, query)
 	defer s.end(sc)
 	if err == nil {
-		err = s.readBeacon(sc)
+		if err = s.readBeacon(sc); err != nil {
+			s.deadLetter(sc, ctx.PostBody(), err, -1)
+		}
 	}
 	if err == nil {
-		err = s.emit(sc)
+		if err = s.emit(sc); err != nil {
+			s.deadLetter(sc, ctx.PostBody(), err, -1)
+		}
+	}
+	if err == nil {
+		err = s.waitAck(sc)
 	}
 	if err != nil {
 		return s.fail(ctx, err, "")

@@ -30,6 +30,14 @@ type Config struct {
 	// or "*" means any origin, answered with "Access-Control-Allow-Origin: *"
 	// (no credentials).
 	CORSOrigins []string
+	// AckRoutes lists the routes ("pixel", "beacon", "batch") answered only
+	// once their records are in Kafka or fsynced in the spool, without the
+	// client asking (X-Beacon-Ack: kafka asks; X-Beacon-Ack: none opts out).
+	// Default none: pixels and beacons stay asynchronous.
+	AckRoutes []string
+	// AckTimeout bounds an acknowledged request's wait; past it the answer
+	// is 503 (the records may still arrive: at-least-once). Default 10s.
+	AckTimeout time.Duration
 	// Shard configures the shard key (record key).
 	Shard shard.Config
 	// Form bounds query and form parsing (default 256 parameters).
@@ -61,6 +69,9 @@ func (c Config) withDefaults() Config {
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = 60 * time.Second
 	}
+	if c.AckTimeout == 0 {
+		c.AckTimeout = 10 * time.Second
+	}
 	return c
 }
 
@@ -82,6 +93,14 @@ func (c Config) Validate() error {
 	}
 	if err := c.Shard.Validate(); err != nil {
 		return fmt.Errorf("ingest: %w", err)
+	}
+	for _, r := range c.AckRoutes {
+		if r != "pixel" && r != "beacon" && r != "batch" {
+			return fmt.Errorf("ingest: ack route %q: want pixel, beacon or batch", r)
+		}
+	}
+	if c.AckTimeout < 0 {
+		return fmt.Errorf("ingest: negative ack timeout %v", c.AckTimeout)
 	}
 	for _, o := range c.CORSOrigins {
 		if o == "" {

@@ -30,7 +30,7 @@ var (
 // begin takes a scratch from the pool and fills the request-wide fields
 // of the record: time, ids, method, host, path, client IP, headers and the
 // query parameters. The caller must call s.end(sc).
-func (s *Server) begin(ctx *fasthttp.RequestCtx, kind record.Kind, path, query []byte) (*scratch, error) {
+func (s *Server) begin(ctx *fasthttp.RequestCtx, r route, kind record.Kind, path, query []byte) (*scratch, error) {
 	sc := s.pool.Get().(*scratch)
 	sc.ctx = ctx
 	h := &ctx.Request.Header
@@ -58,10 +58,18 @@ func (s *Server) begin(ctx *fasthttp.RequestCtx, kind record.Kind, path, query [
 	if len(query) > s.cfg.MaxQueryBytes {
 		return sc, errURITooLong
 	}
-	var err error
+	ack, err := s.ackMode(ctx, r)
+	if err != nil {
+		return sc, err
+	}
+	if ack {
+		sc.ack = s.acker.NewAck()
+	}
 	sc.params, sc.buf, err = form.Parse(sc.params[:0], sc.buf[:0], query, s.cfg.Form)
 	if err != nil {
-		return sc, badRequest(err)
+		err = badRequest(err)
+		s.deadLetter(sc, query, err, -1)
+		return sc, err
 	}
 	b.Params = sc.params
 	b.ParamsValidUTF8 = true // form.Parse accepts valid UTF-8 only
@@ -80,7 +88,13 @@ func (s *Server) emit(sc *scratch) error {
 	sc.key = s.keyer.AppendKey(sc.key[:0], sc)
 	sc.b.ShardKey = sc.key
 	sc.out = record.Append(sc.out[:0], &sc.b)
-	if err := s.sink.Produce(sc.key, sc.out); err != nil {
+	var err error
+	if sc.ack != nil {
+		err = s.acker.ProduceAcked(sc.key, sc.out, sc.ack)
+	} else {
+		err = s.sink.Produce(sc.key, sc.out)
+	}
+	if err != nil {
 		return err
 	}
 	acceptedByKind[sc.b.Kind].Inc()
@@ -90,10 +104,13 @@ func (s *Server) emit(sc *scratch) error {
 // servePixel answers GET and HEAD /i: the query string is the event.
 func (s *Server) servePixel(ctx *fasthttp.RequestCtx, path, query []byte) int {
 	s.cors.allow(ctx)
-	sc, err := s.begin(ctx, record.KindPixel, path, query)
+	sc, err := s.begin(ctx, routePixel, record.KindPixel, path, query)
 	defer s.end(sc)
 	if err == nil {
 		err = s.emit(sc)
+	}
+	if err == nil {
+		err = s.waitAck(sc)
 	}
 	if err != nil {
 		return s.fail(ctx, err, "")

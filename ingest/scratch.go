@@ -9,6 +9,7 @@ import (
 	"github.com/beacongate/beacongate/event"
 	"github.com/beacongate/beacongate/form"
 	"github.com/beacongate/beacongate/record"
+	"github.com/beacongate/beacongate/relay"
 	"github.com/beacongate/beacongate/shard"
 )
 
@@ -28,7 +29,8 @@ type scratch struct {
 	key    []byte
 	out    []byte // the encoded record
 	items  []batchItem
-	resp   []byte // the batch summary
+	resp   []byte     // the batch summary
+	ack    *relay.Ack // acknowledged mode: the request waits for it
 }
 
 type batchItem struct {
@@ -38,6 +40,7 @@ type batchItem struct {
 
 func (sc *scratch) reset() {
 	sc.ctx = nil
+	sc.ack = nil
 	sc.b = record.Beacon{}
 	// Drop references into request memory; keep capacity.
 	clear(sc.params)

@@ -38,6 +38,9 @@ type Server struct {
 	srv       *fasthttp.Server
 	pool      sync.Pool
 	draining  atomic.Bool
+	acker     AckSink        // nil: the sink has no acknowledged mode
+	dlq       DeadLetterSink // nil: no dead letters
+	ackRoutes [numRoutes]bool
 }
 
 // New builds a server that produces into sink. ready reports whether the
@@ -64,6 +67,15 @@ func New(cfg Config, sink Sink, ready func() (bool, string), log *zap.Logger) (*
 		gatewayID: []byte(cfg.GatewayID),
 		log:       log,
 		throttle:  throttle.New(log, 10*time.Second),
+	}
+	s.acker, _ = sink.(AckSink)
+	s.dlq, _ = sink.(DeadLetterSink)
+	for _, name := range cfg.AckRoutes {
+		for r := route(0); r < numRoutes; r++ {
+			if routeNames[r] == name {
+				s.ackRoutes[r] = true
+			}
+		}
 	}
 	s.pool.New = func() any { return new(scratch) }
 	s.srv = &fasthttp.Server{

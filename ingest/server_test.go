@@ -67,6 +67,12 @@ type testServer struct {
 func newTestServer(t *testing.T, cfg Config) *testServer {
 	t.Helper()
 	sink := &recordingSink{t: t}
+	return newTestServerWith(t, cfg, sink, sink)
+}
+
+// newTestServerWith serves through sink; rec (if any) sees the records.
+func newTestServerWith(t *testing.T, cfg Config, sink Sink, rec *recordingSink) *testServer {
+	t.Helper()
 	s, err := New(cfg, sink, nil, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +81,7 @@ func newTestServer(t *testing.T, cfg Config) *testServer {
 	go s.Serve(ln) //nolint:errcheck // ends with Shutdown
 	t.Cleanup(func() { _ = s.srv.Shutdown() })
 	cl := &fasthttp.HostClient{Addr: "gw.test", Dial: func(string) (net.Conn, error) { return ln.Dial() }}
-	return &testServer{Server: s, sink: sink, ln: ln, cl: cl}
+	return &testServer{Server: s, sink: rec, ln: ln, cl: cl}
 }
 
 type reply struct {
