@@ -183,7 +183,9 @@ func spawnGateway(ctx context.Context, c Config, log func(string, ...any)) (*spa
 	args := []string{"-http.listen", httpAddr, "-admin.listen", adminAddr, "-kafka.topic", c.Topic,
 		"-gateway.id", "beacongate-bench",
 		// No load balancer to warn: shut down at once.
-		"-shutdown.drain", "0s"}
+		"-shutdown.drain", "0s",
+		// Its own spool, never the one of a `make run` in the same tree.
+		"-spool.dir", filepath.Join(dir, "spool")}
 	if c.EmbeddedBroker {
 		kafkaAddr, err := freeAddr()
 		if err != nil {

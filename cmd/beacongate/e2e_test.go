@@ -23,6 +23,8 @@ import (
 
 	"github.com/beacongate/beacongate/embedded"
 	beaconv1 "github.com/beacongate/beacongate/proto/beacongate/v1"
+	"github.com/beacongate/beacongate/record"
+	"github.com/beacongate/beacongate/spool"
 )
 
 // These tests run the real binary, as a user would, against a real
@@ -105,7 +107,8 @@ func (s *syncBuffer) String() string {
 func startGateway(t *testing.T, args ...string) *gateway {
 	t.Helper()
 	g := &gateway{http: freeAddr(t), admin: freeAddr(t), logs: &syncBuffer{}, done: make(chan error, 1)}
-	args = append([]string{"-http.listen", g.http, "-admin.listen", g.admin, "-shutdown.drain", "0s"}, args...)
+	// Each gateway gets its own spool; a -spool.dir in args comes later and wins.
+	args = append([]string{"-http.listen", g.http, "-admin.listen", g.admin, "-shutdown.drain", "0s", "-spool.dir", t.TempDir()}, args...)
 	g.cmd = exec.Command(gatewayBinary(t), args...)
 	g.cmd.Stdout, g.cmd.Stderr = g.logs, g.logs
 	if err := g.cmd.Start(); err != nil {
@@ -196,6 +199,12 @@ func TestFreshUser(t *testing.T) {
 		if !strings.Contains(string(text), want) {
 			t.Fatalf("protoc --decode output lacks %q:\n%s", want, text)
 		}
+	}
+
+	// beacongate tail decodes the record for people debugging consumers.
+	line, err := exec.CommandContext(ctx, gatewayBinary(t), "tail", "-kafka.brokers", kafka, "-from", "beginning", "-n", "1", "-timeout", "20s").Output()
+	if err != nil || !strings.Contains(string(line), `"shard_key":"u1"`) || !strings.Contains(string(line), `"kind":"KIND_PIXEL"`) {
+		t.Fatalf("beacongate tail: %v\n%s", err, line)
 	}
 
 	_, _, metrics := get(t, "http://"+g.admin+"/metrics")
@@ -349,6 +358,49 @@ func seqOf(t *testing.T, rec *beaconv1.Beacon) int {
 	return n
 }
 
+// TestSpoolTools: `beacongate spool inspect` reports a spool left by a
+// gateway, and `beacongate spool replay` sends it to a cluster.
+func TestSpoolTools(t *testing.T) {
+	dir := t.TempDir()
+	sp, err := spool.Open(spool.Config{Dir: dir}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{}
+	for i := 0; i < 50; i++ {
+		b := record.Beacon{Kind: record.KindPixel, ShardKey: []byte("u"),
+			Params: []record.Param{{Name: []byte("seq"), Value: []byte(strconv.Itoa(i))}}}
+		if err := sp.Append([]byte("u"), record.Append(nil, &b)); err != nil {
+			t.Fatal(err)
+		}
+		want["u/"+strconv.Itoa(i)] = true
+	}
+	if err := sp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(gatewayBinary(t), "spool", "inspect", "-spool.dir", dir).Output()
+	if err != nil || !strings.Contains(string(out), `"records": 50`) {
+		t.Fatalf("spool inspect: %v\n%s", err, out)
+	}
+	b, err := embedded.Start(embedded.Config{Listen: "127.0.0.1:0", Topics: []string{"replayed"}}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	out, err = exec.Command(gatewayBinary(t), "spool", "replay", "-spool.dir", dir, "-kafka.brokers", b.Addr(), "-kafka.topic", "replayed").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "replayed 50 records") {
+		t.Fatalf("spool replay: %v\n%s", err, out)
+	}
+	d := readBack(t, b.Addr(), "replayed", want, 20*time.Second)
+	if lost, dup := d.check(want); lost != 0 || dup != 0 || d.orderBreak != 0 {
+		t.Fatalf("after replay: lost %d, duplicated %d, order violations %d", lost, dup, d.orderBreak)
+	}
+	out, err = exec.Command(gatewayBinary(t), "spool", "inspect", "-spool.dir", dir).Output()
+	if err != nil || !strings.Contains(string(out), `"records": 0`) {
+		t.Fatalf("spool inspect after replay: %v\n%s", err, out)
+	}
+}
+
 func TestCheckConfig(t *testing.T) {
 	out, err := exec.Command(gatewayBinary(t), "-check-config", "-kafka.config", "sasl.password=hunter2").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "configuration ok") || strings.Contains(string(out), "hunter2") {
@@ -458,7 +510,8 @@ func TestEveryEventBecomesOneRecord(t *testing.T) {
 // at once, and readiness is off.
 func TestFullQueueIs503(t *testing.T) {
 	g := &gateway{http: freeAddr(t), admin: freeAddr(t), logs: &syncBuffer{}, done: make(chan error, 1)}
-	g.cmd = exec.Command(gatewayBinary(t), "-http.listen", g.http, "-admin.listen", g.admin,
+	// No spool: a full queue is then a 503 at once.
+	g.cmd = exec.Command(gatewayBinary(t), "-http.listen", g.http, "-admin.listen", g.admin, "-spool.dir", "",
 		"-kafka.brokers", freeAddr(t), "-kafka.config", "queue.buffering.max.messages=5", "-shutdown.drain", "0s", "-shutdown.timeout", "1s")
 	g.cmd.Stdout, g.cmd.Stderr = g.logs, g.logs
 	if err := g.cmd.Start(); err != nil {

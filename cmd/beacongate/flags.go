@@ -15,6 +15,7 @@ import (
 	"github.com/beacongate/beacongate/ingest"
 	"github.com/beacongate/beacongate/producer"
 	"github.com/beacongate/beacongate/shard"
+	"github.com/beacongate/beacongate/spool"
 )
 
 // envPrefix: every flag can also be set from the environment, e.g.
@@ -33,6 +34,9 @@ type options struct {
 	kafkaBrokers  string
 	kafkaSettings kvFlag
 	embedded      embedded.Config
+	dlqTopic      string
+	dlqMaxBytes   int
+	spool         spool.Config
 
 	ingest   ingest.Config
 	producer producer.Config
@@ -110,6 +114,14 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 	fs.Float64Var(&o.producer.HighWater, "kafka.high-water", 0.8, "fraction of the producer queue above which /readyz answers 503")
 	fs.IntVar(&o.producer.LatencySampleEvery, "kafka.latency-sample", 64, "measure delivery latency on one record in this many (negative: off)")
 	fs.DurationVar(&o.producer.StatsInterval, "kafka.stats-interval", time.Second, "how often librdkafka statistics update the metrics and broker readiness")
+
+	fs.StringVar(&o.dlqTopic, "kafka.dlq-topic", "", "dead-letter topic for events that cannot become a record (raw bytes, reason in headers); empty: off")
+	fs.IntVar(&o.dlqMaxBytes, "kafka.dlq-max-bytes", 64<<10, "dead letters are cut to this many bytes")
+	fs.StringVar(&o.spool.Dir, "spool.dir", "./data/spool", "disk spool for records Kafka cannot take now (replayed in order later and at start-up); empty: off, a full producer queue is a 503")
+	fs.Int64Var(&o.spool.MaxBytes, "spool.max-bytes", 1<<30, "largest spool; past it requests get 503")
+	fs.Int64Var(&o.spool.SegmentBytes, "spool.segment-bytes", 0, "spool segment file size (0: 64 MiB, or -spool.max-bytes if smaller)")
+	fs.Var((*listFlag)(&o.ingest.AckRoutes), "ack.routes", "routes answered only once their records are in Kafka or fsynced in the spool, without X-Beacon-Ack: comma-separated pixel, beacon, batch")
+	fs.DurationVar(&o.ingest.AckTimeout, "ack.timeout", 10*time.Second, "longest wait of an acknowledged request (503 past it)")
 
 	fs.StringVar(&o.embedded.Listen, "embedded.listen", "127.0.0.1:9092", "listen address of the embedded development broker")
 	fs.StringVar(&o.embedded.DataDir, "embedded.data-dir", "./data/kafka", "data directory of the embedded development broker (\"\" keeps it in memory)")
@@ -196,6 +208,14 @@ func (o *options) validate() error {
 		if err := o.embedded.Validate(); err != nil {
 			return err
 		}
+	}
+	if o.spool.Dir != "" {
+		if err := o.spool.Validate(); err != nil {
+			return err
+		}
+	}
+	if o.dlqTopic != "" && o.dlqTopic == o.producer.Topic {
+		return fmt.Errorf("kafka.dlq-topic %q is the beacon topic: dead letters would mix with records", o.dlqTopic)
 	}
 	return nil
 }

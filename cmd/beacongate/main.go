@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"syscall"
 	"time"
@@ -24,6 +25,8 @@ import (
 	"github.com/beacongate/beacongate/embedded"
 	"github.com/beacongate/beacongate/ingest"
 	"github.com/beacongate/beacongate/producer"
+	"github.com/beacongate/beacongate/relay"
+	"github.com/beacongate/beacongate/spool"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").
@@ -39,8 +42,15 @@ func main() {
 }
 
 func run(args []string) int {
-	if len(args) > 0 && args[0] == "healthcheck" {
-		return healthcheck(args[1:], os.Stdout, os.Stderr)
+	if len(args) > 0 {
+		switch args[0] {
+		case "healthcheck":
+			return healthcheck(args[1:], os.Stdout, os.Stderr)
+		case "spool":
+			return spoolCommand(args[1:], os.Stdout, os.Stderr)
+		case "tail":
+			return tailCommand(args[1:], os.Stdout, os.Stderr)
+		}
 	}
 	o, fs, err := parseFlags(args, os.Getenv, os.Stderr)
 	if err != nil {
@@ -92,6 +102,9 @@ func serve(o *options, log *zap.Logger) error {
 	o.producer.Brokers = o.kafkaBrokers
 	if o.kafkaBrokers == "" {
 		o.embedded.Topics = []string{o.producer.Topic}
+		if o.dlqTopic != "" {
+			o.embedded.Topics = append(o.embedded.Topics, o.dlqTopic)
+		}
 		if broker, err = embedded.Start(o.embedded, log.Named("embedded")); err != nil {
 			httpLn.Close()
 			adminLn.Close()
@@ -107,8 +120,32 @@ func serve(o *options, log *zap.Logger) error {
 		adminLn.Close()
 		return err
 	}
-	srv, err := ingest.New(o.ingest, prod, prod.Ready, log.Named("http"))
+	var sp *spool.Spool
+	if o.spool.Dir != "" {
+		if sp, err = spool.Open(o.spool, log.Named("spool")); err != nil {
+			prod.Close()
+			httpLn.Close()
+			adminLn.Close()
+			return err
+		}
+	}
+	relCfg := relay.Config{}
+	if o.spool.Dir != "" {
+		relCfg.StateFile = filepath.Join(o.spool.Dir, "inflight")
+	}
+	rel, err := relay.New(relCfg, prod, sp, log.Named("relay"))
 	if err != nil {
+		prod.Close()
+		httpLn.Close()
+		adminLn.Close()
+		return err
+	}
+	prod.SetFailureHandler(rel.Keep)
+	rel.SetDeadLetters(relay.NewDeadLetters(prod, o.dlqTopic, o.dlqMaxBytes, log.Named("dlq")))
+	rel.Start()
+	srv, err := ingest.New(o.ingest, rel, prod.Ready, log.Named("http"))
+	if err != nil {
+		rel.Stop()
 		prod.Close()
 		httpLn.Close()
 		adminLn.Close()
@@ -156,11 +193,35 @@ func serve(o *options, log *zap.Logger) error {
 	}
 	log.Info("shutdown: http server stopped", zap.Duration("took", time.Since(step)))
 
-	// 3. Deliver what is queued, within what is left of the timeout.
+	// 3. Stop replaying, then deliver what is queued, within what is
+	// left of the timeout.
+	closeStep(log, "spool replayer", rel.Stop)
 	step = time.Now()
 	left := prod.Flush(time.Until(deadline(ctx)))
 	log.Info("shutdown: producer flushed", zap.Int("undelivered", left), zap.Duration("took", time.Since(step)))
+
+	// 4. What Kafka did not take goes to the spool for the next start,
+	// instead of being lost.
+	if left > 0 && sp != nil {
+		step = time.Now()
+		left = prod.Purge(5 * time.Second)
+		log.Warn("shutdown: records Kafka did not take were moved to the spool for the next start",
+			zap.Int("left_in_producer", left), zap.Duration("took", time.Since(step)))
+	}
+	if sp != nil {
+		if err := rel.Sync(); err != nil {
+			log.Error("shutdown: syncing the spool failed", zap.Error(err))
+		}
+		st := sp.Stats()
+		if err := sp.Close(); err != nil {
+			log.Error("shutdown: closing the spool failed", zap.Error(err))
+		}
+		log.Info("shutdown: spool closed", zap.Int64("records_waiting", st.Records), zap.Int64("bytes", st.Bytes))
+	}
 	closeStep(log, "producer", prod.Close)
+	if left == 0 {
+		rel.CleanShutdown()
+	}
 
 	actx, acancel := context.WithTimeout(context.Background(), time.Second)
 	defer acancel()

@@ -1,0 +1,266 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/protobuf/proto"
+
+	beaconv1 "github.com/beacongate/beacongate/proto/beacongate/v1"
+)
+
+// cutListener lets a test take a broker off the network without
+// restarting it: down closes every connection and refuses new ones, so the
+// broker keeps its state (idempotent producer sequences) and a duplicate
+// cannot hide behind a broker restart.
+type cutListener struct {
+	net.Listener
+	mu    sync.Mutex
+	down  bool
+	conns map[net.Conn]struct{}
+}
+
+func (l *cutListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		l.mu.Lock()
+		if l.down {
+			l.mu.Unlock()
+			c.Close()
+			continue
+		}
+		l.conns[c] = struct{}{}
+		l.mu.Unlock()
+		return c, nil
+	}
+}
+
+func (l *cutListener) setDown(down bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.down = down
+	if down {
+		for c := range l.conns {
+			c.Close()
+		}
+		clear(l.conns)
+	}
+}
+
+// faultBroker is an in-process kfake broker behind a cutListener.
+func faultBroker(t *testing.T, topic string, opts ...kfake.Opt) (*kfake.Cluster, *cutListener) {
+	t.Helper()
+	var cl *cutListener
+	opts = append(opts, kfake.NumBrokers(1), kfake.SeedTopics(16, topic),
+		kfake.ListenFn(func(network, addr string) (net.Listener, error) {
+			ln, err := net.Listen(network, addr)
+			if err != nil {
+				return nil, err
+			}
+			cl = &cutListener{Listener: ln, conns: map[net.Conn]struct{}{}}
+			return cl, nil
+		}))
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c, cl
+}
+
+// loadResult is what a load saw from the client side.
+type loadResult struct {
+	mu        sync.Mutex
+	acked     map[string]bool // "uid/seq" answered 2xx
+	ackedMode map[string]bool // the subset sent with X-Beacon-Ack: kafka
+	statuses  map[int]int
+	transport int
+}
+
+// runLoad sends pixels from workers users, each sequentially with its own
+// increasing seq, until stop is closed. Users whose index is below
+// ackUsers ask for acknowledged mode.
+func runLoad(g *gateway, workers, ackUsers int, pause time.Duration, stop <-chan struct{}) (*loadResult, func()) {
+	res := &loadResult{acked: map[string]bool{}, ackedMode: map[string]bool{}, statuses: map[int]int{}}
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: workers}}
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			uid := "w" + strconv.Itoa(w)
+			for seq := 0; ; seq++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				req, _ := http.NewRequest("GET", fmt.Sprintf("http://%s/i?uid=%s&seq=%d&ev=page_view", g.http, uid, seq), nil)
+				if w < ackUsers {
+					req.Header.Set("X-Beacon-Ack", "kafka")
+				}
+				resp, err := client.Do(req)
+				res.mu.Lock()
+				if err != nil {
+					res.transport++
+				} else {
+					res.statuses[resp.StatusCode]++
+					if resp.StatusCode/100 == 2 {
+						id := uid + "/" + strconv.Itoa(seq)
+						res.acked[id] = true
+						if w < ackUsers {
+							res.ackedMode[id] = true
+						}
+					}
+				}
+				res.mu.Unlock()
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				if pause > 0 {
+					time.Sleep(pause)
+				}
+			}
+		}(w)
+	}
+	return res, wg.Wait
+}
+
+func (r *loadResult) fiveXX() int {
+	n := 0
+	for s, c := range r.statuses {
+		if s >= 500 {
+			n += c
+		}
+	}
+	return n
+}
+
+// delivery is what Kafka holds for a run, read back with franz-go.
+type delivery struct {
+	seen       map[string]int // "uid/seq" → times delivered
+	orderBreak int
+	records    int
+}
+
+// readBack reads topic until every id in want is found and a poll of one
+// second brings nothing new (so duplicates and records beyond want are
+// seen too), or until timeout.
+func readBack(t *testing.T, addr, topic string, want map[string]bool, timeout time.Duration) *delivery {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	d := &delivery{seen: map[string]int{}}
+	last := map[string]int{}
+	missing := len(want)
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		fs := cl.PollFetches(ctx)
+		cancel()
+		recs := fs.Records()
+		if len(recs) == 0 && missing == 0 {
+			break
+		}
+		for _, r := range recs {
+			var rec beaconv1.Beacon
+			if err := proto.Unmarshal(r.Value, &rec); err != nil {
+				t.Fatalf("undecodable record: %v", err)
+			}
+			seq := seqOf(t, &rec)
+			id := string(r.Key) + "/" + strconv.Itoa(seq)
+			d.seen[id]++
+			d.records++
+			if d.seen[id] == 1 && want[id] {
+				missing--
+			}
+			if prev, ok := last[string(r.Key)]; ok && seq < prev {
+				d.orderBreak++
+			}
+			last[string(r.Key)] = seq
+		}
+	}
+	return d
+}
+
+// check asserts the guarantees for the acknowledged ids and returns
+// (lost, duplicated).
+func (d *delivery) check(want map[string]bool) (lost, dup int) {
+	for id := range want {
+		if d.seen[id] == 0 {
+			lost++
+		}
+	}
+	for _, n := range d.seen {
+		if n > 1 {
+			dup += n - 1
+		}
+	}
+	return lost, dup
+}
+
+// metric reads one sample's value from the gateway's /metrics (0 if absent).
+func metric(t *testing.T, g *gateway, name string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + g.admin + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, name+" ") {
+			v, _ := strconv.ParseFloat(strings.TrimSpace(line[len(name):]), 64)
+			return v
+		}
+	}
+	return 0
+}
+
+// peakRSS is VmHWM of a process, in bytes.
+func peakRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			f := strings.Fields(line)
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
