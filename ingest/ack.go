@@ -9,6 +9,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/beacongate/beacongate/relay"
+	"github.com/beacongate/beacongate/status"
 )
 
 // AckSink is a Sink with acknowledged mode (package relay implements it).
@@ -30,7 +31,7 @@ var (
 	valNone      = []byte("none")
 )
 
-var errNoAckSupport = &httpError{http.StatusBadRequest, "ack_unsupported", "X-Beacon-Ack: kafka is not available on this gateway"}
+var errNoAckSupport = status.New(http.StatusBadRequest, "ack_unsupported", "X-Beacon-Ack: kafka is not available on this gateway")
 
 // ackMode says whether this request is answered only once its records are
 // safe: the client's X-Beacon-Ack header ("kafka" or "none") wins over the
@@ -48,7 +49,7 @@ func (s *Server) ackMode(ctx *fasthttp.RequestCtx, r route) (bool, error) {
 		}
 		return true, nil
 	}
-	return false, &httpError{http.StatusBadRequest, "bad_ack_header", fmt.Sprintf("X-Beacon-Ack %q: want kafka or none", v)}
+	return false, status.New(http.StatusBadRequest, "bad_ack_header", fmt.Sprintf("X-Beacon-Ack %q: want kafka or none", v))
 }
 
 // waitAck waits for the request's records when it is acknowledged.

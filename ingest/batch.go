@@ -93,7 +93,7 @@ func (s *Server) serveBatch(ctx *fasthttp.RequestCtx, path, query []byte) int {
 			s.deadLetter(sc, body, se, i) // the event could not be delimited
 		}
 		var ra retryAfterer
-		if errors.As(err, &ra) {
+		if errors.As(err, &ra) && ra.RetryAfter() > 0 {
 			retryable = true
 		}
 		if firstStatus == nil {

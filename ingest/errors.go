@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/beacongate/beacongate/event"
+	"github.com/beacongate/beacongate/status"
 )
 
 // StatusError is an error that maps to an HTTP response: the status, a
@@ -22,31 +23,16 @@ type StatusError interface {
 // retryAfterer is implemented by StatusErrors that ask for Retry-After.
 type retryAfterer interface{ RetryAfter() time.Duration }
 
-// httpError is the ingest package's own StatusError.
-type httpError struct {
-	status int
-	reason string
-	msg    string
-}
-
-func (e *httpError) Error() string   { return e.msg }
-func (e *httpError) HTTPStatus() int { return e.status }
-func (e *httpError) Reason() string  { return e.reason }
-
 // Preallocated rejections: hostile traffic must not cost an allocation per
 // rejected request.
 var (
-	errNotFound          = &httpError{http.StatusNotFound, "not_found", "no such endpoint"}
-	errMethod            = &httpError{http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this endpoint"}
-	errEmptyBody         = &httpError{http.StatusBadRequest, "empty", "request body is empty"}
-	errBodyTooLarge      = &httpError{http.StatusRequestEntityTooLarge, "body_too_large", "request body is larger than the limit"}
-	errHeaderTooLarge    = &httpError{http.StatusRequestHeaderFieldsTooLarge, "header_too_large", "request headers are larger than the limit"}
-	errURITooLong        = &httpError{http.StatusRequestURITooLong, "uri_too_long", "request URI is longer than the limit"}
-	errContentType       = &httpError{http.StatusUnsupportedMediaType, "unsupported_content_type", "unsupported Content-Type (want application/json, text/plain or application/x-www-form-urlencoded)"}
-	errContentEncoding   = &httpError{http.StatusUnsupportedMediaType, "unsupported_content_encoding", "unsupported Content-Encoding"}
-	errShuttingDown      = &httpError{http.StatusServiceUnavailable, "shutting_down", "gateway is shutting down"}
-	errBatchOverCapacity = &httpError{http.StatusServiceUnavailable, "queue_full", "producer queue has no room for this batch"}
-	errNoEvents          = &httpError{http.StatusBadRequest, "empty", "batch holds no events"}
+	errNotFound          = status.New(http.StatusNotFound, "not_found", "no such endpoint")
+	errMethod            = status.New(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this endpoint")
+	errEmptyBody         = status.New(http.StatusBadRequest, "empty", "request body is empty")
+	errURITooLong        = status.New(http.StatusRequestURITooLong, "uri_too_long", "request URI is longer than the limit")
+	errContentType       = status.New(http.StatusUnsupportedMediaType, "unsupported_content_type", "unsupported Content-Type (want application/json, text/plain or application/x-www-form-urlencoded)")
+	errContentEncoding   = status.New(http.StatusUnsupportedMediaType, "unsupported_content_encoding", "unsupported Content-Encoding")
+	errBatchOverCapacity = status.Retry(http.StatusServiceUnavailable, "queue_full", "producer queue has no room for this batch", time.Second)
 )
 
 // badRequest wraps a decoder error (which carries a Reason) as a 400.
@@ -60,13 +46,13 @@ func badRequest(err error) StatusError {
 	if errors.As(err, &r) {
 		reason = r.Reason()
 	}
-	status := http.StatusBadRequest
+	code := http.StatusBadRequest
 	if errors.Is(err, event.ErrEventTooLarge) || errors.Is(err, event.ErrTooManyEvents) {
 		// Size limits are 413 like the body limit, so clients can tell
 		// "too much" from "malformed".
-		status = http.StatusRequestEntityTooLarge
+		code = http.StatusRequestEntityTooLarge
 	}
-	return &httpError{status, reason, err.Error()}
+	return status.New(code, reason, err.Error())
 }
 
 // asStatus maps any error to a StatusError; an unknown error is a 500,
@@ -76,5 +62,5 @@ func asStatus(err error) StatusError {
 	if errors.As(err, &se) {
 		return se
 	}
-	return &httpError{http.StatusInternalServerError, "internal", fmt.Sprintf("internal error: %v", err)}
+	return status.New(http.StatusInternalServerError, "internal", fmt.Sprintf("internal error: %v", err))
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/beacongate/beacongate/form"
 	beaconv1 "github.com/beacongate/beacongate/proto/beacongate/v1"
 	"github.com/beacongate/beacongate/shard"
+	"github.com/beacongate/beacongate/status"
 )
 
 // recordingSink decodes every record with the generated type, as a
@@ -356,11 +357,7 @@ type fullSink struct{ recordingSink }
 
 func (*fullSink) Produce([]byte, []byte) error { return errQueueFullForTest }
 
-var errQueueFullForTest = &retryError{httpError{http.StatusServiceUnavailable, "queue_full", "producer queue is full"}}
-
-type retryError struct{ httpError }
-
-func (*retryError) RetryAfter() time.Duration { return time.Second }
+var errQueueFullForTest = status.Retry(http.StatusServiceUnavailable, "queue_full", "producer queue is full", time.Second)
 
 func TestQueueFullIs503(t *testing.T) {
 	s, err := New(Config{}, &fullSink{}, nil, zap.NewNop())
@@ -395,8 +392,9 @@ func TestBatchOverCapacityIsRefusedWhole(t *testing.T) {
 	ctx.Request.SetRequestURI("/batch")
 	ctx.Request.SetBodyString(`[{"a":1},{"a":2},{"a":3}]`)
 	s.Handle(&ctx)
-	if ctx.Response.StatusCode() != 503 || len(sink.records) != 0 {
-		t.Fatalf("batch over capacity: %d, %d records; want 503 and none", ctx.Response.StatusCode(), len(sink.records))
+	if ctx.Response.StatusCode() != 503 || len(sink.records) != 0 || len(ctx.Response.Header.Peek("Retry-After")) == 0 {
+		t.Fatalf("batch over capacity: %d, %d records, Retry-After %q; want 503 with Retry-After and no record",
+			ctx.Response.StatusCode(), len(sink.records), ctx.Response.Header.Peek("Retry-After"))
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"go.uber.org/zap"
 
+	"github.com/beacongate/beacongate/status"
 	"github.com/beacongate/beacongate/throttle"
 )
 
@@ -45,29 +46,10 @@ type Producer struct {
 	loopDone   chan struct{}
 }
 
-// Error is a produce failure that maps to an HTTP response.
-type Error struct {
-	status     int
-	reason     string
-	msg        string
-	retryAfter time.Duration
-}
-
-func (e *Error) Error() string { return e.msg }
-
-// HTTPStatus is the status the client gets for this error.
-func (e *Error) HTTPStatus() int { return e.status }
-
-// Reason is the metric label of this error.
-func (e *Error) Reason() string { return e.reason }
-
-// RetryAfter is how long the client should wait before retrying.
-func (e *Error) RetryAfter() time.Duration { return e.retryAfter }
-
 // ErrQueueFull is returned, at once, when librdkafka's queue is full: the
 // client gets 503 with Retry-After instead of a blocked handler. It is
 // preallocated because it is hot exactly when the gateway is overloaded.
-var ErrQueueFull = &Error{http.StatusServiceUnavailable, "queue_full", "producer queue is full", time.Second}
+var ErrQueueFull = status.Retry(http.StatusServiceUnavailable, "queue_full", "producer queue is full", time.Second)
 
 // New starts a producer. It does not wait for the brokers: readiness
 // (Ready) turns true when librdkafka reports a broker connection up.
@@ -211,13 +193,13 @@ func (p *Producer) produce(topic string, key, value []byte, headers []Header, op
 			return ErrQueueFull
 		case kafka.ErrMsgSizeTooLarge:
 			produceRejected.WithLabelValues("too_large").Inc()
-			return &Error{http.StatusRequestEntityTooLarge, "record_too_large",
-				fmt.Sprintf("record of %d bytes is larger than the producer's message.max.bytes", len(key)+len(value)), 0}
+			return status.New(http.StatusRequestEntityTooLarge, "record_too_large",
+				fmt.Sprintf("record of %d bytes is larger than the producer's message.max.bytes", len(key)+len(value)))
 		}
 	}
 	produceRejected.WithLabelValues("other").Inc()
 	p.throttle.Error("produce", "produce failed", zap.Error(err))
-	return &Error{http.StatusServiceUnavailable, "producer_error", fmt.Sprintf("producer: %v", err), time.Second}
+	return status.Retry(http.StatusServiceUnavailable, "producer_error", fmt.Sprintf("producer: %v", err), time.Second)
 }
 
 // Ready reports whether the producer can take traffic: a broker connection

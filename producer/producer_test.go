@@ -18,6 +18,7 @@ import (
 	"github.com/beacongate/beacongate/embedded"
 	"github.com/beacongate/beacongate/producer"
 	"github.com/beacongate/beacongate/shard"
+	"github.com/beacongate/beacongate/status"
 )
 
 const partitions = 16
@@ -146,7 +147,7 @@ func TestQueueFullFailsFast(t *testing.T) {
 	if !errors.Is(err, producer.ErrQueueFull) {
 		t.Fatalf("11th produce: %v, want ErrQueueFull", err)
 	}
-	if err.(*producer.Error).HTTPStatus() != http.StatusServiceUnavailable || producer.ErrQueueFull.RetryAfter() <= 0 {
+	if err.(*status.Error).HTTPStatus() != http.StatusServiceUnavailable || producer.ErrQueueFull.RetryAfter() <= 0 {
 		t.Fatalf("queue full must be a 503 with Retry-After")
 	}
 	if ok, reason := p.Ready(); ok {
@@ -166,7 +167,7 @@ func TestTooLargeIs413(t *testing.T) {
 	}
 	defer p.Close()
 	err = p.Produce(nil, make([]byte, 5000))
-	var pe *producer.Error
+	var pe *status.Error
 	if !errors.As(err, &pe) || pe.HTTPStatus() != http.StatusRequestEntityTooLarge {
 		t.Fatalf("oversize record: %v, want a 413 error", err)
 	}
@@ -215,7 +216,7 @@ func TestRecordOverTopicMaxIs413(t *testing.T) {
 		t.Fatalf("a record under the topic limit: %v", err)
 	}
 	err = p.Produce([]byte("k"), make([]byte, 5000))
-	var pe *producer.Error
+	var pe *status.Error
 	if !errors.As(err, &pe) || pe.HTTPStatus() != http.StatusRequestEntityTooLarge {
 		t.Fatalf("record over the topic's max.message.bytes: %v, want 413", err)
 	}

@@ -3,11 +3,14 @@ package producer
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"go.uber.org/zap"
+
+	"github.com/beacongate/beacongate/status"
 )
 
 // recordOverhead is a generous bound on what Kafka adds around one
@@ -96,7 +99,6 @@ func (p *Producer) checkSize(key, value []byte) error {
 		return nil
 	}
 	produceRejected.WithLabelValues("too_large").Inc()
-	return &Error{413, "record_too_large",
-		fmt.Sprintf("record of %d bytes (key %d, value %d) exceeds topic %s max.message.bytes %d minus %d bytes of batch overhead",
-			len(key)+len(value), len(key), len(value), p.topic, limit, recordOverhead), 0}
+	return status.New(http.StatusRequestEntityTooLarge, "record_too_large", fmt.Sprintf("record of %d bytes (key %d, value %d) exceeds topic %s max.message.bytes %d minus %d bytes of batch overhead",
+		len(key)+len(value), len(key), len(value), p.topic, limit, recordOverhead))
 }

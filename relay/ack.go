@@ -5,6 +5,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/beacongate/beacongate/status"
 )
 
 // Ack waits for the records of one acknowledged-mode request (or one
@@ -57,7 +59,7 @@ func (r *Relay) ProduceAcked(key, value []byte, a *Ack) error { return r.produce
 
 // ErrAckTimeout: the records were not safe within the ack timeout. They
 // may still reach Kafka: a client that retries can duplicate them.
-var ErrAckTimeout = &Error{http.StatusServiceUnavailable, "ack_timeout", "records not acknowledged by Kafka nor spooled within the ack timeout", time.Second}
+var ErrAckTimeout = status.Retry(http.StatusServiceUnavailable, "ack_timeout", "records not acknowledged by Kafka nor spooled within the ack timeout", time.Second)
 
 // WaitAcked waits until every record given to ProduceAcked with a is safe.
 func (r *Relay) WaitAcked(a *Ack, timeout time.Duration) error {
@@ -71,13 +73,13 @@ func (r *Relay) WaitAcked(a *Ack, timeout time.Duration) error {
 		return ErrAckTimeout
 	}
 	if err := a.err(); err != nil {
-		return &Error{http.StatusServiceUnavailable, "ack_failed", "records could not be delivered nor spooled: " + err.Error(), time.Second}
+		return status.Retry(http.StatusServiceUnavailable, "ack_failed", "records could not be delivered nor spooled: "+err.Error(), time.Second)
 	}
 	// A record went to the spool (directly, or re-spooled after librdkafka
 	// gave up on it): the answer waits for the fsync.
 	if r.spool != nil && (a.spooled.Load() || r.appends.Load() != a.appends) {
 		if err := r.spool.Sync(); err != nil {
-			return &Error{http.StatusServiceUnavailable, "spool_error", "cannot sync the disk spool: " + err.Error(), 5 * time.Second}
+			return status.Retry(http.StatusServiceUnavailable, "spool_error", "cannot sync the disk spool: "+err.Error(), 5*time.Second)
 		}
 	}
 	return nil

@@ -24,6 +24,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/beacongate/beacongate/spool"
+	"github.com/beacongate/beacongate/status"
 	"github.com/beacongate/beacongate/throttle"
 )
 
@@ -79,22 +80,9 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// Error is a relay failure that maps to an HTTP response.
-type Error struct {
-	status     int
-	reason     string
-	msg        string
-	retryAfter time.Duration
-}
-
-func (e *Error) Error() string             { return e.msg }
-func (e *Error) HTTPStatus() int           { return e.status }
-func (e *Error) Reason() string            { return e.reason }
-func (e *Error) RetryAfter() time.Duration { return e.retryAfter }
-
 // ErrSpoolFull is answered (503, fast) when Kafka cannot take a record and
 // the spool has no room for it either.
-var ErrSpoolFull = &Error{http.StatusServiceUnavailable, "spool_full", "Kafka is not taking records and the disk spool is full", 5 * time.Second}
+var ErrSpoolFull = status.Retry(http.StatusServiceUnavailable, "spool_full", "Kafka is not taking records and the disk spool is full", 5*time.Second)
 
 // Relay routes records; it implements ingest.Sink.
 type Relay struct {
@@ -252,7 +240,7 @@ func (r *Relay) produce(key, value []byte, a *Ack) error {
 		}
 		spoolRejected.WithLabelValues("disk_error").Inc()
 		r.thr.Error("spool-error", "spool append failed: answering 503", zap.Error(err))
-		return &Error{http.StatusServiceUnavailable, "spool_error", "cannot write the disk spool: " + err.Error(), 5 * time.Second}
+		return status.Retry(http.StatusServiceUnavailable, "spool_error", "cannot write the disk spool: "+err.Error(), 5*time.Second)
 	}
 	spooledTotal.Inc()
 	if a != nil {

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/beacongate/beacongate/spool"
+	"github.com/beacongate/beacongate/status"
 )
 
 // fakeKafka records what reaches "Kafka", in order.
@@ -25,7 +26,7 @@ type fakeKafka struct {
 	ackDelay time.Duration
 }
 
-var errFull = &Error{http.StatusServiceUnavailable, "queue_full", "queue full", time.Second}
+var errFull = status.Retry(http.StatusServiceUnavailable, "queue_full", "queue full", time.Second)
 
 func (f *fakeKafka) Produce(key, value []byte) error {
 	if f.full.Load() {
@@ -146,7 +147,7 @@ func TestSpoolFullIsFast503(t *testing.T) {
 	for i := 0; i < 1000 && err == nil; i++ {
 		err = r.Produce([]byte("k"), []byte(strings.Repeat("x", 100)))
 	}
-	if !errors.Is(err, ErrSpoolFull) || err.(*Error).HTTPStatus() != 503 || err.(*Error).RetryAfter() <= 0 {
+	if !errors.Is(err, ErrSpoolFull) || err.(*status.Error).HTTPStatus() != 503 || err.(*status.Error).RetryAfter() <= 0 {
 		t.Fatalf("spool full: %v, want ErrSpoolFull (503 with Retry-After)", err)
 	}
 	// Recovery when space returns: Kafka comes back, the spool drains,
