@@ -2,6 +2,7 @@ package main
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -156,7 +157,7 @@ func TestFaultSpoolFull(t *testing.T) {
 		return res.statuses[503] > 100
 	})
 	status, hdr, body := get(t, "http://"+g.http+"/i?uid=probe&seq=0")
-	if status != 503 || hdr.Get("Retry-After") == "" || string(body[:10]) != "spool_full" {
+	if status != 503 || hdr.Get("Retry-After") == "" || !strings.HasPrefix(string(body), "spool_full: ") {
 		t.Fatalf("full spool answer: %d %q %q", status, hdr.Get("Retry-After"), body)
 	}
 	cut.setDown(false)
