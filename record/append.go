@@ -9,22 +9,23 @@ import (
 // Field numbers of beacongate.v1.Beacon and beacongate.v1.Param, as in
 // proto/beacongate/v1/beacon.proto.
 const (
-	fieldReceivedAtUs protowire.Number = 1
-	fieldGatewayID    protowire.Number = 2
-	fieldRequestID    protowire.Number = 3
-	fieldKind         protowire.Number = 4
-	fieldMethod       protowire.Number = 5
-	fieldHost         protowire.Number = 6
-	fieldPath         protowire.Number = 7
-	fieldClientIP     protowire.Number = 8
-	fieldUserAgent    protowire.Number = 9
-	fieldReferer      protowire.Number = 10
-	fieldOrigin       protowire.Number = 11
-	fieldContentType  protowire.Number = 12
-	fieldParams       protowire.Number = 13
-	fieldPayload      protowire.Number = 14
-	fieldShardKey     protowire.Number = 15
-	fieldBatchIndex   protowire.Number = 16
+	fieldReceivedAtUs  protowire.Number = 1
+	fieldGatewayID     protowire.Number = 2
+	fieldRequestID     protowire.Number = 3
+	fieldKind          protowire.Number = 4
+	fieldMethod        protowire.Number = 5
+	fieldHost          protowire.Number = 6
+	fieldPath          protowire.Number = 7
+	fieldClientIP      protowire.Number = 8
+	fieldUserAgent     protowire.Number = 9
+	fieldReferer       protowire.Number = 10
+	fieldOrigin        protowire.Number = 11
+	fieldContentType   protowire.Number = 12
+	fieldParams        protowire.Number = 13
+	fieldPayload       protowire.Number = 14
+	fieldShardKey      protowire.Number = 15
+	fieldBatchIndex    protowire.Number = 16
+	fieldNetworkUserID protowire.Number = 17
 
 	fieldParamName  protowire.Number = 1
 	fieldParamValue protowire.Number = 2
@@ -86,6 +87,7 @@ func Append(dst []byte, b *Beacon) []byte {
 		dst = protowire.AppendTag(dst, fieldBatchIndex, protowire.VarintType)
 		dst = protowire.AppendVarint(dst, uint64(b.BatchIndex))
 	}
+	dst = appendString(dst, fieldNetworkUserID, b.NetworkUserID)
 	return dst
 }
 
@@ -120,6 +122,7 @@ func Size(b *Beacon) int {
 	if b.BatchIndex != 0 {
 		n += protowire.SizeTag(fieldBatchIndex) + protowire.SizeVarint(uint64(b.BatchIndex))
 	}
+	n += stringSize(fieldNetworkUserID, b.NetworkUserID)
 	return n
 }
 

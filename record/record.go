@@ -14,6 +14,7 @@ const (
 	KindPixel       Kind = 1
 	KindBeacon      Kind = 2
 	KindBatchEvent  Kind = 3
+	KindClick       Kind = 4
 )
 
 // Param is one decoded query or form parameter. Both slices are borrowed.
@@ -48,4 +49,6 @@ type Beacon struct {
 	Payload         []byte
 	ShardKey        []byte
 	BatchIndex      uint32
+	// NetworkUserID is the gateway-set browser id (-identity.cookie).
+	NetworkUserID []byte
 }

@@ -46,6 +46,9 @@ const (
 	// One event out of a POST /batch body (JSON array or NDJSON). The event's
 	// JSON is in `payload`; `batch_index` is its position in the body.
 	Kind_KIND_BATCH_EVENT Kind = 3
+	// A click through the redirect endpoint, GET /r: the target URL is the
+	// `u` parameter in `params`; the client was sent there with a 302.
+	Kind_KIND_CLICK Kind = 4
 )
 
 // Enum value maps for Kind.
@@ -55,12 +58,14 @@ var (
 		1: "KIND_PIXEL",
 		2: "KIND_BEACON",
 		3: "KIND_BATCH_EVENT",
+		4: "KIND_CLICK",
 	}
 	Kind_value = map[string]int32{
 		"KIND_UNSPECIFIED": 0,
 		"KIND_PIXEL":       1,
 		"KIND_BEACON":      2,
 		"KIND_BATCH_EVENT": 3,
+		"KIND_CLICK":       4,
 	}
 )
 
@@ -193,7 +198,12 @@ type Beacon struct {
 	// on the same partition, in order.
 	ShardKey string `protobuf:"bytes,15,opt,name=shard_key,json=shardKey,proto3" json:"shard_key,omitempty"`
 	// The event's zero-based position in its POST /batch body; 0 otherwise.
-	BatchIndex    uint32 `protobuf:"varint,16,opt,name=batch_index,json=batchIndex,proto3" json:"batch_index,omitempty"`
+	BatchIndex uint32 `protobuf:"varint,16,opt,name=batch_index,json=batchIndex,proto3" json:"batch_index,omitempty"`
+	// The browser's id from the gateway's own first-party cookie (flag
+	// -identity.cookie), set by the gateway on the browser's first request:
+	// stable per browser and gateway domain, like a network user id. Empty
+	// when the cookie is off, or the request opted out of tracking.
+	NetworkUserId string `protobuf:"bytes,17,opt,name=network_user_id,json=networkUserId,proto3" json:"network_user_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -340,6 +350,13 @@ func (x *Beacon) GetBatchIndex() uint32 {
 	return 0
 }
 
+func (x *Beacon) GetNetworkUserId() string {
+	if x != nil {
+		return x.NetworkUserId
+	}
+	return ""
+}
+
 var File_proto_beacongate_v1_beacon_proto protoreflect.FileDescriptor
 
 const file_proto_beacongate_v1_beacon_proto_rawDesc = "" +
@@ -347,7 +364,7 @@ const file_proto_beacongate_v1_beacon_proto_rawDesc = "" +
 	" proto/beacongate/v1/beacon.proto\x12\rbeacongate.v1\"1\n" +
 	"\x05Param\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\xf7\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\x9f\x04\n" +
 	"\x06Beacon\x12$\n" +
 	"\x0ereceived_at_us\x18\x01 \x01(\x03R\freceivedAtUs\x12\x1d\n" +
 	"\n" +
@@ -369,13 +386,16 @@ const file_proto_beacongate_v1_beacon_proto_rawDesc = "" +
 	"\apayload\x18\x0e \x01(\fR\apayload\x12\x1b\n" +
 	"\tshard_key\x18\x0f \x01(\tR\bshardKey\x12\x1f\n" +
 	"\vbatch_index\x18\x10 \x01(\rR\n" +
-	"batchIndexJ\t\b\xe8\a\x10\x80\x80\x80\x80\x02*S\n" +
+	"batchIndex\x12&\n" +
+	"\x0fnetwork_user_id\x18\x11 \x01(\tR\rnetworkUserIdJ\t\b\xe8\a\x10\x80\x80\x80\x80\x02*c\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
 	"KIND_PIXEL\x10\x01\x12\x0f\n" +
 	"\vKIND_BEACON\x10\x02\x12\x14\n" +
-	"\x10KIND_BATCH_EVENT\x10\x03B?Z=github.com/beacongate/beacongate/proto/beacongate/v1;beaconv1b\x06proto3"
+	"\x10KIND_BATCH_EVENT\x10\x03\x12\x0e\n" +
+	"\n" +
+	"KIND_CLICK\x10\x04B?Z=github.com/beacongate/beacongate/proto/beacongate/v1;beaconv1b\x06proto3"
 
 var (
 	file_proto_beacongate_v1_beacon_proto_rawDescOnce sync.Once
