@@ -125,6 +125,9 @@ func (s *Server) readBeacon(sc *scratch) error {
 		if err != nil {
 			return badRequest(err)
 		}
+		if sc.optOut {
+			sc.params = s.dropIDParams(sc.params)
+		}
 		sc.b.Params = sc.params
 	default:
 		return errContentType

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/beacongate/beacongate/event"
@@ -38,6 +39,37 @@ type Config struct {
 	// AckTimeout bounds an acknowledged request's wait; past it the answer
 	// is 503 (the records may still arrive: at-least-once). Default 10s.
 	AckTimeout time.Duration
+	// CORSCredentials answers allowed origins with
+	// Access-Control-Allow-Credentials: true, so pages on other domains can
+	// send cookies (the identity cookie). It needs an explicit CORSOrigins
+	// list: a credentialed answer never says "*".
+	CORSCredentials bool
+	// IdentityCookie names the gateway's own first-party id cookie (set on
+	// the first request, SameSite=None; Secure; HttpOnly), recorded as
+	// network_user_id and usable as shard source cookie:NAME. "" = off.
+	IdentityCookie string
+	// IdentityDomain is its Domain attribute ("" = the gateway's host).
+	IdentityDomain string
+	// IdentityMaxAge is its lifetime, renewed on every request. Default 365 days.
+	IdentityMaxAge time.Duration
+	// OptOutCookie: a request carrying this cookie (any value but "0"), or
+	// the header X-Beacon-Opt-Out: 1, is recorded without identifiers and
+	// without client IP. Default "bg_optout"; "-" turns the cookie off.
+	OptOutCookie string
+	// HonorDNT and HonorGPC treat DNT: 1 and Sec-GPC: 1 as opt-outs.
+	HonorDNT, HonorGPC bool
+	// IDParams are the parameters and top-level JSON members removed on
+	// opt-out. Default uid, aid, user_id, anonymous_id.
+	IDParams []string
+	// AnonymizeIP zeroes the last octet of IPv4 and the last 80 bits of
+	// IPv6 client addresses (record and shard key).
+	AnonymizeIP bool
+	// RedirectHosts allow-lists the targets of the click redirect GET /r:
+	// "example.com" matches that host, ".example.com" it and its
+	// subdomains. Empty: every redirect is refused (no open redirect).
+	RedirectHosts []string
+	// Demo serves the snippet's demo page at /demo (make run turns it on).
+	Demo bool
 	// Shard configures the shard key (record key).
 	Shard shard.Config
 	// Form bounds query and form parsing (default 256 parameters).
@@ -72,6 +104,18 @@ func (c Config) withDefaults() Config {
 	if c.AckTimeout == 0 {
 		c.AckTimeout = 10 * time.Second
 	}
+	if c.IdentityMaxAge == 0 {
+		c.IdentityMaxAge = 365 * 24 * time.Hour
+	}
+	switch c.OptOutCookie {
+	case "":
+		c.OptOutCookie = "bg_optout"
+	case "-":
+		c.OptOutCookie = ""
+	}
+	if c.IDParams == nil {
+		c.IDParams = []string{"uid", "aid", "user_id", "anonymous_id"}
+	}
 	return c
 }
 
@@ -95,8 +139,26 @@ func (c Config) Validate() error {
 		return fmt.Errorf("ingest: %w", err)
 	}
 	for _, r := range c.AckRoutes {
-		if r != "pixel" && r != "beacon" && r != "batch" {
-			return fmt.Errorf("ingest: ack route %q: want pixel, beacon or batch", r)
+		if r != "pixel" && r != "beacon" && r != "batch" && r != "click" {
+			return fmt.Errorf("ingest: ack route %q: want pixel, beacon, batch or click", r)
+		}
+	}
+	if c.CORSCredentials {
+		if len(c.CORSOrigins) == 0 {
+			return fmt.Errorf("ingest: CORS credentials need an explicit list of origins (-http.cors-origins), never *")
+		}
+		for _, o := range c.CORSOrigins {
+			if o == "*" {
+				return fmt.Errorf("ingest: CORS credentials cannot be allowed for any origin (*): list the origins")
+			}
+		}
+	}
+	if c.IdentityMaxAge < 0 {
+		return fmt.Errorf("ingest: negative identity cookie max age %v", c.IdentityMaxAge)
+	}
+	for _, h := range c.RedirectHosts {
+		if h == "" || strings.ContainsAny(h, "/:*") {
+			return fmt.Errorf("ingest: redirect host %q: want a host name like example.com or .example.com", h)
 		}
 	}
 	if c.AckTimeout < 0 {

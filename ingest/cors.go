@@ -10,12 +10,13 @@ import (
 // origin may read responses, without credentials; with a list only those
 // origins are echoed back, and Vary: Origin keeps caches honest.
 type cors struct {
-	any     bool
-	allowed map[string]struct{}
+	any         bool
+	credentials bool
+	allowed     map[string]struct{}
 }
 
-func newCORS(origins []string) cors {
-	c := cors{allowed: map[string]struct{}{}}
+func newCORS(origins []string, credentials bool) cors {
+	c := cors{allowed: map[string]struct{}{}, credentials: credentials}
 	for _, o := range origins {
 		if o == "*" {
 			c.any = true
@@ -35,6 +36,8 @@ var (
 	hdrACMA         = []byte("Access-Control-Max-Age")
 	hdrACEH         = []byte("Access-Control-Expose-Headers")
 	hdrVary         = []byte("Vary")
+	hdrACAC         = []byte("Access-Control-Allow-Credentials")
+	valTrue         = []byte("true")
 	valStar         = []byte("*")
 	valOrigin       = []byte("Origin")
 	valMethods      = []byte("GET, HEAD, POST, OPTIONS")
@@ -62,6 +65,9 @@ func (c *cors) allow(ctx *fasthttp.RequestCtx) bool {
 	}
 	h.SetCanonical(hdrACAO, origin)
 	h.SetCanonical(hdrACEH, valExpose)
+	if c.credentials {
+		h.SetCanonical(hdrACAC, valTrue)
+	}
 	return true
 }
 

@@ -21,11 +21,13 @@ const (
 	routePreflight
 	routeHealth
 	routeReady
+	routeClick
+	routeAsset
 	routeOther
 	numRoutes
 )
 
-var routeNames = [numRoutes]string{"pixel", "beacon", "batch", "preflight", "healthz", "readyz", "other"}
+var routeNames = [numRoutes]string{"pixel", "beacon", "batch", "preflight", "healthz", "readyz", "click", "asset", "other"}
 
 var (
 	requestsTotal = promauto.NewCounterVec(prometheus.CounterOpts{
@@ -45,6 +47,14 @@ var (
 		Name: "beacongate_events_rejected_total",
 		Help: "Requests or batch events rejected, by reason (the reason in the error response).",
 	}, []string{"reason"})
+	optOutsTotal = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "beacongate_privacy_opt_outs_total",
+		Help: "Requests recorded without identifiers and IP because the client opted out.",
+	})
+	identitiesSet = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "beacongate_identity_cookies_issued_total",
+		Help: "New gateway-set browser ids (first visits, or expired cookies).",
+	})
 	panicsTotal = promauto.NewCounter(prometheus.CounterOpts{
 		Name: "beacongate_http_panics_total",
 		Help: "Handler panics recovered (answered 500). Any value above 0 is a bug.",
@@ -56,7 +66,7 @@ var (
 var (
 	requestCounters [numRoutes][600]atomic.Pointer[prometheus.Counter]
 	durationObs     [numRoutes]prometheus.Observer
-	acceptedByKind  [4]prometheus.Counter
+	acceptedByKind  [5]prometheus.Counter
 	rejectedMu      sync.RWMutex
 	rejectedByName  = map[string]prometheus.Counter{}
 )
@@ -68,6 +78,7 @@ func init() {
 	acceptedByKind[record.KindPixel] = eventsAccepted.WithLabelValues("pixel")
 	acceptedByKind[record.KindBeacon] = eventsAccepted.WithLabelValues("beacon")
 	acceptedByKind[record.KindBatchEvent] = eventsAccepted.WithLabelValues("batch_event")
+	acceptedByKind[record.KindClick] = eventsAccepted.WithLabelValues("click")
 }
 
 func countRequest(r route, status int) {

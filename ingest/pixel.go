@@ -48,7 +48,8 @@ func (s *Server) begin(ctx *fasthttp.RequestCtx, r route, kind record.Kind, path
 	b.Method = h.Method()
 	b.Host = h.Host()
 	b.Path = path
-	sc.setClientIP(ctx.RemoteIP())
+	sc.setClientIP(ctx.RemoteIP(), s.cfg.AnonymizeIP)
+	s.privacy(sc)
 	b.UserAgent = h.UserAgent()
 	b.Referer = h.Referer()
 	b.Origin = h.PeekBytes(hdrOrigin)
@@ -71,6 +72,9 @@ func (s *Server) begin(ctx *fasthttp.RequestCtx, r route, kind record.Kind, path
 		s.deadLetter(sc, query, err, -1)
 		return sc, err
 	}
+	if sc.optOut {
+		sc.params = s.dropIDParams(sc.params)
+	}
 	b.Params = sc.params
 	b.ParamsValidUTF8 = true // form.Parse accepts valid UTF-8 only
 	return sc, nil
@@ -83,6 +87,10 @@ func (s *Server) end(sc *scratch) {
 
 // emit derives the event's shard key, encodes the record and produces it.
 func (s *Server) emit(sc *scratch) error {
+	if sc.optOut && len(sc.b.Payload) > 0 {
+		sc.stripped = s.stripIDMembers(sc.stripped[:0], sc.b.Payload)
+		sc.b.Payload = sc.stripped
+	}
 	sc.jbuf = sc.jbuf[:0]
 	sc.b.ShardKey = nil
 	sc.key = s.keyer.AppendKey(sc.key[:0], sc)

@@ -18,19 +18,23 @@ import (
 // the RequestCtx or from its own buffers, and is dropped (reset) before it
 // goes back to the pool: nothing from a RequestCtx outlives its handler.
 type scratch struct {
-	ctx    *fasthttp.RequestCtx
-	b      record.Beacon
-	params []record.Param
-	buf    []byte // decoded query and form parameters
-	jbuf   []byte // unescaped JSON field values, for shard-key lookups
-	ipRaw  [16]byte
-	ipText []byte // the client IP, printed, for the "ip" shard source
-	reqID  []byte
-	key    []byte
-	out    []byte // the encoded record
-	items  []batchItem
-	resp   []byte     // the batch summary
-	ack    *relay.Ack // acknowledged mode: the request waits for it
+	ctx            *fasthttp.RequestCtx
+	b              record.Beacon
+	params         []record.Param
+	buf            []byte // decoded query and form parameters
+	jbuf           []byte // unescaped JSON field values, for shard-key lookups
+	ipRaw          [16]byte
+	ipText         []byte // the client IP, printed, for the "ip" shard source
+	reqID          []byte
+	key            []byte
+	out            []byte // the encoded record
+	items          []batchItem
+	resp           []byte     // the batch summary
+	ack            *relay.Ack // acknowledged mode: the request waits for it
+	optOut         bool       // the client opted out: no identifiers, no IP
+	identityCookie string     // the identity cookie's name, for Lookup
+	nuid           [32]byte   // the gateway-set browser id (identity cookie)
+	stripped       []byte     // a JSON event with identifier members removed (opt-out)
 }
 
 type batchItem struct {
@@ -41,6 +45,7 @@ type batchItem struct {
 func (sc *scratch) reset() {
 	sc.ctx = nil
 	sc.ack = nil
+	sc.optOut = false
 	sc.b = record.Beacon{}
 	// Drop references into request memory; keep capacity.
 	clear(sc.params)
@@ -65,8 +70,17 @@ func (sc *scratch) Lookup(kind shard.Kind, name string) []byte {
 		}
 		return v
 	case shard.KindHeader:
+		if sc.optOut {
+			return nil
+		}
 		return sc.ctx.Request.Header.Peek(name)
 	case shard.KindCookie:
+		if sc.optOut {
+			return nil
+		}
+		if len(sc.b.NetworkUserID) > 0 && name == sc.identityCookie {
+			return sc.b.NetworkUserID // also when it was set on this very request
+		}
 		return sc.ctx.Request.Header.Cookie(name)
 	case shard.KindIP:
 		return sc.ipText
@@ -76,16 +90,22 @@ func (sc *scratch) Lookup(kind shard.Kind, name string) []byte {
 
 // setClientIP fills ClientIP (4 or 16 bytes) and its printed form.
 // Issue #6 adds forwarded addresses from trusted proxies.
-func (sc *scratch) setClientIP(ip net.IP) {
+func (sc *scratch) setClientIP(ip net.IP, anonymize bool) {
 	sc.ipText = sc.ipText[:0]
 	if v4 := ip.To4(); v4 != nil {
 		copy(sc.ipRaw[:4], v4)
+		if anonymize {
+			sc.ipRaw[3] = 0 // keep the /24
+		}
 		sc.b.ClientIP = sc.ipRaw[:4]
 		sc.ipText = netip.AddrFrom4([4]byte(sc.ipRaw[:4])).AppendTo(sc.ipText)
 		return
 	}
 	if len(ip) == net.IPv6len {
 		copy(sc.ipRaw[:], ip)
+		if anonymize {
+			clear(sc.ipRaw[6:]) // keep the /48
+		}
 		sc.b.ClientIP = sc.ipRaw[:]
 		sc.ipText = netip.AddrFrom16(sc.ipRaw).AppendTo(sc.ipText)
 		return

@@ -62,7 +62,7 @@ func New(cfg Config, sink Sink, ready func() (bool, string), log *zap.Logger) (*
 		sink:      sink,
 		ready:     ready,
 		keyer:     keyer,
-		cors:      newCORS(cfg.CORSOrigins),
+		cors:      newCORS(cfg.CORSOrigins, cfg.CORSCredentials),
 		ids:       newRequestIDs(),
 		gatewayID: []byte(cfg.GatewayID),
 		log:       log,
@@ -114,6 +114,9 @@ var (
 	pathBatch   = "/batch"
 	pathHealthz = "/healthz"
 	pathReadyz  = "/readyz"
+	pathClick   = "/r"
+	pathJS      = "/b.js"
+	pathDemo    = "/demo"
 )
 
 // Handle is the fasthttp request handler (exported for benchmarks and
@@ -178,6 +181,16 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) (route, int) {
 			return routePreflight, s.cors.preflight(ctx)
 		}
 		return routeOther, s.fail(ctx, errMethod, "POST, OPTIONS")
+	case pathClick:
+		if m.IsGet() || m.IsHead() {
+			return routeClick, s.serveClick(ctx, path, query)
+		}
+		return routeOther, s.fail(ctx, errMethod, "GET, HEAD")
+	case pathJS, pathDemo:
+		if m.IsGet() || m.IsHead() {
+			return routeAsset, s.serveAsset(ctx, path)
+		}
+		return routeOther, s.fail(ctx, errMethod, "GET, HEAD")
 	case pathHealthz:
 		ctx.SetBodyString("ok\n")
 		return routeHealth, fasthttp.StatusOK

@@ -1,0 +1,65 @@
+package ingest
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/beacongate/beacongate/form"
+	"github.com/beacongate/beacongate/record"
+	"github.com/beacongate/beacongate/status"
+)
+
+var (
+	errNoTarget         = status.New(http.StatusBadRequest, "redirect_missing", "the click redirect needs a target: /r?u=<url>")
+	errTargetNotAllowed = status.New(http.StatusBadRequest, "redirect_not_allowed", "the redirect target is not an http(s) URL on an allowed host (-http.redirect-hosts)")
+	hdrLocation         = []byte("Location")
+)
+
+// serveClick answers GET /r?u=<url>&...: it records the click (KIND_CLICK,
+// every parameter kept) and answers 302 to u, but only when u is an
+// http(s) URL whose host is on the allow-list: the gateway must never be
+// an open redirect that phishing links can borrow.
+func (s *Server) serveClick(ctx *fasthttp.RequestCtx, path, query []byte) int {
+	sc, err := s.begin(ctx, routeClick, record.KindClick, path, query)
+	defer s.end(sc)
+	var target string
+	if err == nil {
+		target, err = s.redirectTarget(form.Get(sc.b.Params, "u"))
+	}
+	if err == nil {
+		err = s.emit(sc)
+	}
+	if err == nil {
+		err = s.waitAck(sc)
+	}
+	if err != nil {
+		return s.fail(ctx, err, "")
+	}
+	ctx.Response.Header.SetCanonical(hdrLocation, []byte(target))
+	ctx.Response.Header.SetCanonical(hdrCacheCtl, valNoStore)
+	ctx.SetStatusCode(fasthttp.StatusFound)
+	return fasthttp.StatusFound
+}
+
+// redirectTarget checks u and returns it in the canonical form that goes
+// into Location (url.URL.String escapes what could split a header).
+func (s *Server) redirectTarget(u []byte) (string, error) {
+	if len(u) == 0 {
+		return "", errNoTarget
+	}
+	t, err := url.Parse(string(u))
+	if err != nil || (t.Scheme != "http" && t.Scheme != "https") || t.User != nil || t.Host == "" {
+		return "", errTargetNotAllowed
+	}
+	host := strings.ToLower(t.Hostname())
+	for _, h := range s.cfg.RedirectHosts {
+		h = strings.ToLower(h)
+		if host == strings.TrimPrefix(h, ".") || (strings.HasPrefix(h, ".") && strings.HasSuffix(host, h)) {
+			return t.String(), nil
+		}
+	}
+	return "", errTargetNotAllowed
+}

@@ -1,0 +1,225 @@
+package ingest
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"strconv"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/beacongate/beacongate/record"
+)
+
+// Identity and privacy (#5). The gateway can keep its own first-party id
+// cookie per browser (like Snowplow's network user id), and every request
+// can opt out of tracking: then the record carries no identifier and no
+// client IP, whatever the client sent.
+
+var (
+	hdrOptOut = []byte("X-Beacon-Opt-Out")
+	hdrDNT    = []byte("DNT")
+	hdrGPC    = []byte("Sec-GPC")
+)
+
+// privacy decides opt-out and the identity cookie for a request; it runs
+// in begin, before anything reads identifiers.
+func (s *Server) privacy(sc *scratch) {
+	sc.identityCookie = s.cfg.IdentityCookie
+	if s.optedOut(sc.ctx) {
+		sc.optOut = true
+		sc.b.ClientIP = nil
+		sc.ipText = sc.ipText[:0]
+		optOutsTotal.Inc()
+		return
+	}
+	if s.cfg.IdentityCookie != "" {
+		s.identity(sc)
+	}
+}
+
+func (s *Server) optedOut(ctx *fasthttp.RequestCtx) bool {
+	h := &ctx.Request.Header
+	if bytes.Equal(h.PeekBytes(hdrOptOut), []byte("1")) {
+		return true
+	}
+	if s.cfg.OptOutCookie != "" {
+		if v := h.Cookie(s.cfg.OptOutCookie); len(v) > 0 && string(v) != "0" {
+			return true
+		}
+	}
+	if s.cfg.HonorDNT && bytes.Equal(h.PeekBytes(hdrDNT), []byte("1")) {
+		return true
+	}
+	return s.cfg.HonorGPC && bytes.Equal(h.PeekBytes(hdrGPC), []byte("1"))
+}
+
+// identity reads the browser's id cookie, or makes one on its first
+// visit, and sets it again on the answer so it lives on while the browser
+// keeps coming back. SameSite=None; Secure lets a site on another domain
+// send credentialed requests (with -http.cors-credentials).
+func (s *Server) identity(sc *scratch) {
+	if v := sc.ctx.Request.Header.Cookie(s.cfg.IdentityCookie); validNUID(v) {
+		copy(sc.nuid[:], v)
+	} else {
+		var b [16]byte
+		_, _ = rand.Read(b[:]) // never fails on Linux
+		hex.Encode(sc.nuid[:], b[:])
+		identitiesSet.Inc()
+	}
+	sc.b.NetworkUserID = sc.nuid[:]
+	c := fasthttp.AcquireCookie()
+	c.SetKey(s.cfg.IdentityCookie)
+	c.SetValueBytes(sc.nuid[:])
+	c.SetPath("/")
+	if s.cfg.IdentityDomain != "" {
+		c.SetDomain(s.cfg.IdentityDomain)
+	}
+	c.SetMaxAge(int(s.cfg.IdentityMaxAge.Seconds()))
+	c.SetSameSite(fasthttp.CookieSameSiteNoneMode)
+	c.SetSecure(true)
+	c.SetHTTPOnly(true)
+	sc.ctx.Response.Header.SetCookie(c)
+	fasthttp.ReleaseCookie(c)
+}
+
+// validNUID accepts the ids the gateway makes: 32 lower-case hex digits.
+func validNUID(v []byte) bool {
+	if len(v) != 32 {
+		return false
+	}
+	for _, c := range v {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// dropIDParams removes identifying parameters (-privacy.id-params) from an
+// opted-out request's params, in place.
+func (s *Server) dropIDParams(params []record.Param) []record.Param {
+	out := params[:0]
+	for _, p := range params {
+		if !s.idParam(p.Name) {
+			out = append(out, p)
+		}
+	}
+	clear(params[len(out):])
+	return out
+}
+
+func (s *Server) idParam(name []byte) bool {
+	for _, n := range s.cfg.IDParams {
+		if string(name) == n {
+			return true
+		}
+	}
+	return false
+}
+
+// stripIDMembers appends obj (a validated JSON object) to dst without its
+// top-level identifying members (-privacy.id-params: user_id,
+// anonymous_id, ...). Whitespace between members is not kept: an
+// opted-out event is the only payload that is not the client's bytes.
+func (s *Server) stripIDMembers(dst, obj []byte) []byte {
+	dst = append(dst, '{')
+	i := skipSpace(obj, bytes.IndexByte(obj, '{')+1)
+	first := true
+	for i < len(obj) && obj[i] != '}' {
+		keyStart := i
+		i = skipString(obj, i)
+		key := obj[keyStart:i]
+		i = skipSpace(obj, i) + 1 // ':'
+		i = skipSpace(obj, i)
+		valStart := i
+		i = skipValue(obj, i)
+		val := obj[valStart:i]
+		i = skipSpace(obj, i)
+		if i < len(obj) && obj[i] == ',' {
+			i = skipSpace(obj, i+1)
+		}
+		if s.idParam(unquoteKey(key)) {
+			continue
+		}
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = append(dst, key...)
+		dst = append(dst, ':')
+		dst = append(dst, val...)
+	}
+	return append(dst, '}')
+}
+
+// unquoteKey is a JSON member name without its quotes; a name with escapes
+// is decoded (rare, so the allocation does not matter).
+func unquoteKey(q []byte) []byte {
+	raw := q[1 : len(q)-1]
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return raw
+	}
+	s, err := strconv.Unquote(string(q))
+	if err != nil {
+		return raw
+	}
+	return []byte(s)
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
+		i++
+	}
+	return i
+}
+
+// skipString returns the index after the string starting at b[i] == '"'.
+func skipString(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(b)
+}
+
+// skipValue returns the index after the JSON value starting at b[i], in
+// already validated JSON.
+func skipValue(b []byte, i int) int {
+	if i >= len(b) {
+		return i
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for i < len(b) {
+			switch b[i] {
+			case '"':
+				i = skipString(b, i)
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return i + 1
+				}
+			}
+			i++
+		}
+		return i
+	}
+	for ; i < len(b); i++ {
+		switch b[i] {
+		case ',', '}', ']', ' ', '\t', '\r', '\n':
+			return i
+		}
+	}
+	return i
+}
