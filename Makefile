@@ -16,9 +16,10 @@ build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/beacongate-bench ./cmd/beacongate-bench
 
 # Starts the gateway on :8080 (admin on 127.0.0.1:9100) with the embedded
-# development broker on 127.0.0.1:9092, data in ./data/kafka.
+# development broker on 127.0.0.1:9092, data in ./data/kafka, and the
+# browser snippet's demo page at http://127.0.0.1:8080/demo.
 run: build
-	./bin/beacongate $(ARGS)
+	./bin/beacongate -demo $(ARGS)
 
 # The load test behind the sizing figures (issue #3): starts bin/beacongate
 # and a development broker on free loopback ports, drives a do-nothing
