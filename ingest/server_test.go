@@ -353,7 +353,7 @@ func TestOversizeHeaderAndBody(t *testing.T) {
 	}
 }
 
-type fullSink struct{ recordingSink }
+type fullSink struct{}
 
 func (*fullSink) Produce([]byte, []byte) error { return errQueueFullForTest }
 

@@ -24,6 +24,7 @@ type fakeKafka struct {
 	ready    atomic.Bool
 	full     atomic.Bool
 	ackDelay time.Duration
+	hold     chan struct{} // when set, acknowledgements wait for it to close
 }
 
 var errFull = status.Retry(http.StatusServiceUnavailable, "queue_full", "queue full", time.Second)
@@ -42,8 +43,12 @@ func (f *fakeKafka) ProduceTracked(key, value []byte, t Tracker) error {
 	if err := f.Produce(key, value); err != nil {
 		return err
 	}
+	hold, delay := f.hold, f.ackDelay
 	go func() {
-		time.Sleep(f.ackDelay)
+		if hold != nil {
+			<-hold
+		}
+		time.Sleep(delay)
 		t.Delivered(nil)
 	}()
 	return nil
@@ -160,7 +165,7 @@ func TestSpoolFullIsFast503(t *testing.T) {
 }
 
 func TestAckedWaitsForKafka(t *testing.T) {
-	k := &fakeKafka{ackDelay: 30 * time.Millisecond}
+	k := &fakeKafka{hold: make(chan struct{})}
 	k.ready.Store(true)
 	r, _ := newRelay(t, k, 1<<20)
 	a := r.NewAck()
@@ -169,13 +174,18 @@ func TestAckedWaitsForKafka(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	start := time.Now()
-	if err := r.WaitAcked(a, 5*time.Second); err != nil {
+	waited := make(chan error, 1)
+	go func() { waited <- r.WaitAcked(a, 10*time.Second) }()
+	select {
+	case err := <-waited:
+		t.Fatalf("WaitAcked returned (%v) while Kafka held the acknowledgements", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(k.hold) // Kafka acknowledges
+	if err := <-waited; err != nil {
 		t.Fatal(err)
 	}
-	if time.Since(start) < 20*time.Millisecond {
-		t.Fatalf("WaitAcked returned before Kafka acknowledged")
-	}
+	k.hold = nil
 	k.ackDelay = time.Second
 	a = r.NewAck()
 	_ = r.ProduceAcked([]byte("k"), []byte("slow"), a)

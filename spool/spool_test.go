@@ -505,7 +505,7 @@ func TestCorruptActiveSegment(t *testing.T) {
 	active := lastSeg(t, dir)
 	k, v := testRecord(0)
 	flipByte(t, segFile(dir, active), frameBytes(k, v)+headerSize) // the 2nd frame's time
-	got, pos := readN(t, s, 100, 10)
+	got, _ := readN(t, s, 100, 10)
 	if len(got) != 1 || s.Corrupt() == 0 {
 		t.Fatalf("read %d records (want 1), Corrupt %d", len(got), s.Corrupt())
 	}
@@ -516,7 +516,7 @@ func TestCorruptActiveSegment(t *testing.T) {
 	if lastSeg(t, dir) == active {
 		t.Fatal("appends went on in the corrupt segment")
 	}
-	got, pos = readN(t, s, 100, 5)
+	got, pos := readN(t, s, 100, 5)
 	checkRecords(t, got, 10)
 	if len(got) != 5 {
 		t.Fatalf("read %d after the skip, want 5", len(got))
