@@ -87,69 +87,65 @@ func run(args []string) int {
 
 func serve(o *options, log *zap.Logger) error {
 	log.Info("starting beacongate", zap.String("version", version), zap.String("gateway_id", o.gatewayID))
+	// undo closes, in reverse, what was built when a later step fails.
+	var undo []func()
+	fail := func(err error) error {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+		return err
+	}
 	// Listen first: a taken port fails at once, before a broker starts.
 	httpLn, err := net.Listen("tcp", o.httpListen)
 	if err != nil {
 		return fmt.Errorf("http listener: %w", err)
 	}
+	undo = append(undo, func() { httpLn.Close() })
 	adminLn, err := net.Listen("tcp", o.adminListen)
 	if err != nil {
-		httpLn.Close()
-		return fmt.Errorf("admin listener: %w", err)
+		return fail(fmt.Errorf("admin listener: %w", err))
 	}
+	undo = append(undo, func() { adminLn.Close() })
 
-	var broker *embedded.Broker
 	o.producer.Brokers = o.kafkaBrokers
 	if o.kafkaBrokers == "" {
 		o.embedded.Topics = []string{o.producer.Topic}
 		if o.dlqTopic != "" {
 			o.embedded.Topics = append(o.embedded.Topics, o.dlqTopic)
 		}
-		if broker, err = embedded.Start(o.embedded, log.Named("embedded")); err != nil {
-			httpLn.Close()
-			adminLn.Close()
-			return err
+		broker, err := embedded.Start(o.embedded, log.Named("embedded"))
+		if err != nil {
+			return fail(err)
 		}
-		defer closeStep(log, "embedded broker", broker.Close)
+		defer closeStep(log, "embedded broker", broker.Close) // last, on every path
 		o.producer.Brokers = broker.Addr()
 	}
 
 	prod, err := producer.New(o.producer, log.Named("producer"))
 	if err != nil {
-		httpLn.Close()
-		adminLn.Close()
-		return err
+		return fail(err)
 	}
+	undo = append(undo, prod.Close)
 	var sp *spool.Spool
-	if o.spool.Dir != "" {
-		if sp, err = spool.Open(o.spool, log.Named("spool")); err != nil {
-			prod.Close()
-			httpLn.Close()
-			adminLn.Close()
-			return err
-		}
-	}
 	relCfg := relay.Config{}
 	if o.spool.Dir != "" {
+		if sp, err = spool.Open(o.spool, log.Named("spool")); err != nil {
+			return fail(err)
+		}
+		undo = append(undo, func() { sp.Close() })
 		relCfg.StateFile = filepath.Join(o.spool.Dir, "inflight")
 	}
 	rel, err := relay.New(relCfg, prod, sp, log.Named("relay"))
 	if err != nil {
-		prod.Close()
-		httpLn.Close()
-		adminLn.Close()
-		return err
+		return fail(err)
 	}
 	prod.SetFailureHandler(rel.Keep)
 	rel.SetDeadLetters(relay.NewDeadLetters(prod, o.dlqTopic, o.dlqMaxBytes, log.Named("dlq")))
 	rel.Start()
+	undo = append(undo, rel.Stop)
 	srv, err := ingest.New(o.ingest, rel, prod.Ready, log.Named("http"))
 	if err != nil {
-		rel.Stop()
-		prod.Close()
-		httpLn.Close()
-		adminLn.Close()
-		return err
+		return fail(err)
 	}
 	adm := admin.New(prometheus.DefaultGatherer, func() (bool, string) { return prod.Ready() })
 
