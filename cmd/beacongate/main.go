@@ -253,6 +253,9 @@ func newLogger(level zapcore.Level) *zap.Logger {
 	cfg.EncoderConfig.TimeKey = "ts"
 	cfg.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
 	cfg.Sampling = nil // throttling is explicit (package throttle), never silent
+	// Error lines say what failed; a stack trace on each is noise (a
+	// recovered panic logs its own).
+	cfg.DisableStacktrace = true
 	log, err := cfg.Build()
 	if err != nil {
 		panic("BUG: zap production config does not build: " + err.Error())
