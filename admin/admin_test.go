@@ -16,7 +16,7 @@ func TestAdminSurface(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	promauto.With(reg).NewCounter(prometheus.CounterOpts{Name: "beacongate_test_total", Help: "t"}).Add(3)
 	ready := false
-	s := New(reg, func() (bool, string) { return ready, "no broker connection up" })
+	s := New(reg, func() (bool, string) { return ready, "no broker connection up" }, "")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -48,5 +48,39 @@ func TestAdminSurface(t *testing.T) {
 	}
 	if st, _ := get("/i"); st != 404 {
 		t.Fatalf("the admin port must not serve beacons: /i answered %d", st)
+	}
+}
+
+func TestAdminToken(t *testing.T) {
+	s := New(prometheus.NewRegistry(), func() (bool, string) { return true, "" }, "s3cret")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln) //nolint:errcheck
+	defer s.Shutdown(context.Background())
+	do := func(path, auth string) int {
+		req, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+path, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for _, c := range []struct {
+		path, auth string
+		want       int
+	}{
+		{"/metrics", "", 401}, {"/metrics", "Bearer wrong", 401}, {"/metrics", "Bearer s3cret", 200},
+		{"/debug/pprof/", "", 401}, {"/debug/pprof/", "Bearer s3cret", 200},
+		{"/readyz", "", 200}, {"/healthz", "", 200},
+	} {
+		if got := do(c.path, c.auth); got != c.want {
+			t.Errorf("%s with %q: %d, want %d", c.path, c.auth, got, c.want)
+		}
 	}
 }
