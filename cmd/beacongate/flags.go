@@ -26,6 +26,10 @@ const envPrefix = "BEACONGATE_"
 type options struct {
 	httpListen  string
 	adminListen string
+	adminToken  string
+	httpsListen string
+	httpsCert   string
+	httpsKey    string
 	gatewayID   string
 	logLevel    string
 	checkConfig bool
@@ -102,6 +106,10 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 
 	fs.StringVar(&o.httpListen, "http.listen", ":8080", "address of the public HTTP listener (beacons, /healthz, /readyz)")
 	fs.StringVar(&o.adminListen, "admin.listen", "127.0.0.1:9100", "address of the admin listener (/metrics, /debug/pprof/); keep it private")
+	fs.StringVar(&o.adminToken, "admin.token", "", "bearer token required on /metrics and /debug/pprof/ (set it from BEACONGATE_ADMIN_TOKEN, not the command line)")
+	fs.StringVar(&o.httpsListen, "https.listen", "", "address of an HTTPS listener next to the HTTP one (e.g. :8443); needs -https.cert and -https.key, reloaded on SIGHUP")
+	fs.StringVar(&o.httpsCert, "https.cert", "", "PEM certificate (chain) of the HTTPS listener")
+	fs.StringVar(&o.httpsKey, "https.key", "", "PEM private key of the HTTPS listener")
 	fs.StringVar(&o.gatewayID, "gateway.id", host, "this instance's id in every record (default: the host name)")
 	fs.StringVar(&o.logLevel, "log.level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&o.checkConfig, "check-config", false, "validate the configuration, print it and exit")
@@ -206,6 +214,12 @@ func (o *options) validate() error {
 	if o.shutdownDrain < 0 || o.shutdownTimeout <= 0 {
 		return fmt.Errorf("shutdown.drain must be >= 0 and shutdown.timeout > 0 (got %v, %v)", o.shutdownDrain, o.shutdownTimeout)
 	}
+	if (o.httpsListen != "") != (o.httpsCert != "" && o.httpsKey != "") {
+		return fmt.Errorf("https.listen needs -https.cert and -https.key, and they need -https.listen")
+	}
+	if o.httpsListen != "" && (o.httpsListen == o.httpListen || o.httpsListen == o.adminListen) {
+		return fmt.Errorf("https.listen %q must differ from http.listen and admin.listen", o.httpsListen)
+	}
 	if o.httpListen == o.adminListen {
 		return fmt.Errorf("http.listen and admin.listen are both %q: the admin surface must not share the public port", o.httpListen)
 	}
@@ -248,6 +262,9 @@ func printConfig(w io.Writer, fs *flag.FlagSet) {
 				masked[k] = val
 			}
 			v = masked.String()
+		}
+		if f.Name == "admin.token" && v != "" {
+			v = "***"
 		}
 		fmt.Fprintf(w, "-%s=%s\n", f.Name, v)
 	})

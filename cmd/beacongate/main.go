@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -22,6 +23,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/beacongate/beacongate/admin"
+	"github.com/beacongate/beacongate/certs"
 	"github.com/beacongate/beacongate/embedded"
 	"github.com/beacongate/beacongate/ingest"
 	"github.com/beacongate/beacongate/producer"
@@ -147,23 +149,55 @@ func serve(o *options, log *zap.Logger) error {
 	if err != nil {
 		return fail(err)
 	}
-	adm := admin.New(prometheus.DefaultGatherer, func() (bool, string) { return prod.Ready() })
+	adm := admin.New(prometheus.DefaultGatherer, func() (bool, string) { return prod.Ready() }, o.adminToken)
+	if o.adminToken == "" && !loopback(adminLn.Addr()) {
+		log.Warn("the admin listener (metrics, pprof) is reachable beyond loopback without -admin.token",
+			zap.String("admin", adminLn.Addr().String()))
+	}
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- srv.Serve(httpLn) }()
 	go func() { errc <- adm.Serve(adminLn) }()
+	var certStore *certs.Store
+	if o.httpsListen != "" {
+		if certStore, err = certs.Load(o.httpsCert, o.httpsKey); err != nil {
+			errc <- err
+		} else if ln, err := net.Listen("tcp", o.httpsListen); err != nil {
+			errc <- fmt.Errorf("https listener: %w", err)
+		} else {
+			log.Info("serving HTTPS", zap.String("https", ln.Addr().String()))
+			go func() { errc <- srv.Serve(tls.NewListener(ln, certStore.TLSConfig())) }()
+		}
+	}
 	log.Info("serving",
 		zap.String("http", httpLn.Addr().String()), zap.String("admin", adminLn.Addr().String()),
 		zap.String("brokers", o.producer.Brokers), zap.String("topic", o.producer.Topic))
 
 	sigc := make(chan os.Signal, 1)
 	signal.Notify(sigc, syscall.SIGTERM, syscall.SIGINT)
+	hupc := make(chan os.Signal, 1)
+	signal.Notify(hupc, syscall.SIGHUP)
+	defer signal.Stop(hupc)
 	var serveErr error
-	select {
-	case sig := <-sigc:
-		log.Info("signal received: shutting down", zap.String("signal", sig.String()))
-	case serveErr = <-errc:
-		log.Error("a listener failed: shutting down", zap.Error(serveErr))
+wait:
+	for {
+		select {
+		case sig := <-sigc:
+			log.Info("signal received: shutting down", zap.String("signal", sig.String()))
+			break wait
+		case serveErr = <-errc:
+			log.Error("a listener failed: shutting down", zap.Error(serveErr))
+			break wait
+		case <-hupc:
+			// SIGHUP reloads the HTTPS certificate; a bad pair keeps the old one.
+			if certStore == nil {
+				log.Info("SIGHUP: nothing to reload (no -https.listen)")
+			} else if err := certStore.Reload(); err != nil {
+				log.Error("SIGHUP: certificate not reloaded, still serving the previous one", zap.Error(err))
+			} else {
+				log.Info("SIGHUP: HTTPS certificate reloaded")
+			}
+		}
 	}
 
 	// 1. Readiness off, then give load balancers time to notice. A second
@@ -226,6 +260,11 @@ func serve(o *options, log *zap.Logger) error {
 		return fmt.Errorf("%d records were not delivered before -shutdown.timeout (%v) and are lost", left, o.shutdownTimeout)
 	}
 	return serveErr
+}
+
+func loopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
 }
 
 func deadline(ctx context.Context) time.Time {
