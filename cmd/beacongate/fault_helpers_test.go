@@ -3,11 +3,13 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -263,4 +265,28 @@ func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() boo
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// replayLeftovers sends what a stopped gateway left in its spool to Kafka
+// with `beacongate spool replay`, as an operator would: under load the
+// gateway may spool records it then keeps for its next start, and those
+// are safe, not lost. It returns how many there were.
+func replayLeftovers(t *testing.T, dir, brokers string) int {
+	t.Helper()
+	out, err := exec.Command(gatewayBinary(t), "spool", "inspect", "-spool.dir", dir).Output()
+	if err != nil {
+		t.Fatalf("spool inspect: %v\n%s", err, out)
+	}
+	var st struct{ Records int }
+	if err := json.Unmarshal(out, &st); err != nil {
+		t.Fatalf("spool inspect output %q: %v", out, err)
+	}
+	if st.Records == 0 {
+		return 0
+	}
+	out, err = exec.Command(gatewayBinary(t), "spool", "replay", "-spool.dir", dir, "-kafka.brokers", brokers, "-timeout", "2m").CombinedOutput()
+	if err != nil {
+		t.Fatalf("spool replay of %d leftover records: %v\n%s", st.Records, err, out)
+	}
+	return st.Records
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,7 +62,8 @@ func TestFaultBrokerDown(t *testing.T) {
 func TestFaultProduceErrors(t *testing.T) {
 	c, _ := faultBroker(t, "beacons")
 	addr := c.ListenAddrs()[0]
-	g := startGateway(t, faultFlags(addr, t.TempDir())...)
+	dir := t.TempDir()
+	g := startGateway(t, faultFlags(addr, dir)...)
 	stop := make(chan struct{})
 	res, wait := runLoad(g, 8, 2, time.Millisecond, stop)
 	time.Sleep(time.Second)
@@ -77,10 +79,11 @@ func TestFaultProduceErrors(t *testing.T) {
 	if code := g.stop(t); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
+	left := replayLeftovers(t, dir, addr)
 	d := readBack(t, addr, "beacons", res.acked, 30*time.Second)
 	lost, dup := d.check(res.acked)
-	t.Logf("injected produce errors (%d faulted requests): %d acknowledged, lost %d, duplicated %d, order violations %d, statuses %v",
-		h.Hits(), len(res.acked), lost, dup, d.orderBreak, res.statuses)
+	t.Logf("injected produce errors (%d faulted requests): %d acknowledged (%d left in the spool at shutdown, replayed), lost %d, duplicated %d, order violations %d, statuses %v",
+		h.Hits(), len(res.acked), left, lost, dup, d.orderBreak, res.statuses)
 	if h.Hits() == 0 {
 		t.Fatalf("no produce request was faulted")
 	}
@@ -190,8 +193,15 @@ func TestFaultSpoolFull(t *testing.T) {
 func TestFaultSlowBroker(t *testing.T) {
 	c, _ := faultBroker(t, "beacons")
 	addr := c.ListenAddrs()[0]
-	g := startGateway(t, faultFlags(addr, t.TempDir())...)
+	dir := t.TempDir()
+	g := startGateway(t, faultFlags(addr, dir)...)
+	var slow atomic.Bool
+	slow.Store(true)
 	c.ControlKey(kmsg.Produce.Int16(), func(kmsg.Request) (kmsg.Response, error, bool) {
+		if !slow.Load() {
+			c.DropControl() // only works from inside the control function
+			return nil, nil, false
+		}
 		c.KeepControl()
 		time.Sleep(200 * time.Millisecond)
 		return nil, nil, false
@@ -202,14 +212,15 @@ func TestFaultSlowBroker(t *testing.T) {
 	close(stop)
 	wait()
 	rss := peakRSS(g.cmd.Process.Pid)
-	c.DropControl()
+	slow.Store(false)
 	if code := g.stop(t); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
+	left := replayLeftovers(t, dir, addr)
 	d := readBack(t, addr, "beacons", res.acked, 60*time.Second)
 	lost, dup := d.check(res.acked)
-	t.Logf("slow broker (200 ms per produce): %d acknowledged, peak RSS %d MiB, lost %d, duplicated %d, statuses %v",
-		len(res.acked), rss>>20, lost, dup, res.statuses)
+	t.Logf("slow broker (200 ms per produce): %d acknowledged (%d left in the spool at shutdown, replayed), peak RSS %d MiB, lost %d, duplicated %d, statuses %v",
+		len(res.acked), left, rss>>20, lost, dup, res.statuses)
 	if rss == 0 || rss > 1<<30 {
 		t.Fatalf("peak RSS %d bytes: want measured and below 1 GiB", rss)
 	}
