@@ -18,8 +18,13 @@ type Config struct {
 	// ClientID names this producer to the brokers (client.id). Default
 	// "beacongate".
 	ClientID string
-	// Settings are librdkafka properties applied after the defaults, so
-	// they override them (flag -kafka.config key=value). See Defaults.
+	// Security is TLS and SASL to the brokers; the zero value is
+	// plaintext. See Security.
+	Security Security
+	// Settings are librdkafka properties applied last, so they override
+	// both Defaults and the properties derived from Security (flag
+	// -kafka.config key=value). Precedence, lowest first: Defaults,
+	// Brokers/ClientID/StatsInterval, Security, Settings.
 	Settings map[string]string
 	// HighWater is the fraction of queue.buffering.max.messages above which
 	// Ready reports false, so a load balancer steers traffic away before
@@ -113,12 +118,12 @@ func (c Config) Validate() error {
 	if _, err := c.queueMax(); err != nil {
 		return err
 	}
-	return nil
+	return c.Security.validate()
 }
 
 // librdkafkaConfig is the property map handed to librdkafka.
 func (c Config) librdkafkaConfig() map[string]string {
-	m := make(map[string]string, len(Defaults)+len(c.Settings)+3)
+	m := make(map[string]string, len(Defaults)+len(c.Settings)+12)
 	for k, v := range Defaults {
 		m[k] = v
 	}
@@ -126,6 +131,9 @@ func (c Config) librdkafkaConfig() map[string]string {
 	m["client.id"] = c.ClientID
 	if c.StatsInterval > 0 {
 		m["statistics.interval.ms"] = strconv.FormatInt(c.StatsInterval.Milliseconds(), 10)
+	}
+	for k, v := range c.Security.properties() {
+		m[k] = v
 	}
 	for k, v := range c.Settings {
 		m[k] = v

@@ -36,6 +36,9 @@ type Producer struct {
 	seq       atomic.Uint64 // records produced, for latency sampling
 	brokersUp atomic.Int32  // brokers in state UP in the last statistics
 	fatal     atomic.Pointer[kafka.Error]
+	// connErr is the last authentication or TLS error, kept for Ready's
+	// reason until a broker connection comes up (see clientError).
+	connErr atomic.Pointer[kafka.Error]
 	// onFailed takes records librdkafka gave up on (see SetFailureHandler).
 	onFailed atomic.Pointer[FailureHandler]
 	// topicFound and maxRecord come from discoverTopic.
@@ -213,6 +216,9 @@ func (p *Producer) Ready() (ok bool, reason string) {
 		return false, "producer queue above high-water mark (" + strconv.Itoa(n) + " > " + strconv.Itoa(p.highMark) + ")"
 	}
 	if p.brokersUp.Load() == 0 {
+		if ce := p.connErr.Load(); ce != nil {
+			return false, "no broker connection up: last error: " + ce.Error()
+		}
 		return false, "no broker connection up"
 	}
 	if !p.topicFound.Load() {
@@ -344,8 +350,23 @@ func (p *Producer) clientError(e kafka.Error) {
 		p.log.Error("fatal producer error: the producer cannot continue; restart the gateway", zap.Error(e))
 		return
 	}
-	if e.Code() == kafka.ErrAllBrokersDown {
+	switch e.Code() {
+	case kafka.ErrAllBrokersDown:
+		// Not kept for Ready: it follows the error that says why.
 		p.brokersUp.Store(0)
+	case kafka.ErrAuthentication, kafka.ErrSsl:
+		// Wrong credentials or an untrusted certificate: librdkafka keeps
+		// reconnecting (with backoff) and the operator needs the cause, not
+		// only "no broker connection up".
+		p.connErr.Store(&e)
+		p.throttle.Error("client:"+e.Code().String(), "cannot connect to kafka: authentication or TLS failed; check the credentials, CA and certificates", zap.Error(e))
+		return
+	case kafka.ErrTransport, kafka.ErrResolve:
+		// Also a cause worth showing: connection refused, an unknown host,
+		// or a broker closing the connection during the SASL exchange (how
+		// some brokers, kfake among them, reject a wrong password; Apache
+		// Kafka answers ErrAuthentication instead).
+		p.connErr.Store(&e)
 	}
 	p.throttle.Warn("client:"+e.Code().String(), "kafka client error", zap.Error(e))
 }

@@ -45,4 +45,9 @@ func (p *Producer) stats(js string) {
 		brokerRTT.WithLabelValues(name).Set(float64(b.RTT.Avg) / 1e6)
 	}
 	p.brokersUp.Store(up)
+	if up > 0 {
+		// A connection is up: an earlier authentication or TLS error is
+		// history (the credentials or certificates now work).
+		p.connErr.Store(nil)
+	}
 }
