@@ -406,8 +406,9 @@ func TestSpoolTools(t *testing.T) {
 }
 
 func TestCheckConfig(t *testing.T) {
-	out, err := exec.Command(gatewayBinary(t), "-check-config", "-kafka.config", "sasl.password=hunter2").CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "configuration ok") || strings.Contains(string(out), "hunter2") {
+	out, err := exec.Command(gatewayBinary(t), "-check-config", "-kafka.config", "sasl.password=hunter2",
+		"-kafka.sasl.mechanism", "SCRAM-SHA-256", "-kafka.sasl.username", "gw", "-kafka.sasl.password", "hunter3", "-admin.token", "hunter4").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "configuration ok") || strings.Contains(string(out), "hunter") {
 		t.Fatalf("-check-config: %v\n%s", err, out)
 	}
 	out, err = exec.Command(gatewayBinary(t), "-check-config", "-http.max-header-bytes", "100").CombinedOutput()

@@ -119,6 +119,15 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.producer.Topic, "kafka.topic", "beacons", "topic that receives every record")
 	o.kafkaSettings = kvFlag{}
 	fs.Var(o.kafkaSettings, "kafka.config", "librdkafka property key=value, repeatable; overrides the gateway's defaults (e.g. linger.ms=10, batch.size=1000000)")
+	sec := &o.producer.Security
+	fs.BoolVar(&sec.TLS, "kafka.tls", false, "connect to Kafka over TLS (certificate verification on)")
+	fs.StringVar(&sec.CAFile, "kafka.tls.ca", "", "PEM CA file for Kafka's certificates (empty: the system's CAs)")
+	fs.StringVar(&sec.CertFile, "kafka.tls.cert", "", "client certificate for mutual TLS (with -kafka.tls.key)")
+	fs.StringVar(&sec.KeyFile, "kafka.tls.key", "", "client key for mutual TLS")
+	fs.BoolVar(&sec.InsecureSkipVerify, "kafka.tls.insecure-skip-verify", false, "DANGEROUS: do not verify Kafka's certificate (tests only)")
+	fs.StringVar(&sec.SASLMechanism, "kafka.sasl.mechanism", "", "SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (empty: no SASL)")
+	fs.StringVar(&sec.Username, "kafka.sasl.username", "", "SASL user")
+	fs.StringVar(&sec.Password, "kafka.sasl.password", "", "SASL password (set BEACONGATE_KAFKA_SASL_PASSWORD, not the command line)")
 	fs.Float64Var(&o.producer.HighWater, "kafka.high-water", 0.8, "fraction of the producer queue above which /readyz answers 503")
 	fs.IntVar(&o.producer.LatencySampleEvery, "kafka.latency-sample", 64, "measure delivery latency on one record in this many (negative: off)")
 	fs.DurationVar(&o.producer.StatsInterval, "kafka.stats-interval", time.Second, "how often librdkafka statistics update the metrics and broker readiness")
@@ -263,7 +272,7 @@ func printConfig(w io.Writer, fs *flag.FlagSet) {
 			}
 			v = masked.String()
 		}
-		if f.Name == "admin.token" && v != "" {
+		if (f.Name == "admin.token" || f.Name == "kafka.sasl.password") && v != "" {
 			v = "***"
 		}
 		fmt.Fprintf(w, "-%s=%s\n", f.Name, v)
