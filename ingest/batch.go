@@ -42,7 +42,7 @@ func (s *Server) serveBatch(ctx *fasthttp.RequestCtx, path, query []byte) int {
 	if err != nil {
 		return s.fail(ctx, err, "")
 	}
-	body, err := checkBody(ctx)
+	body, err := s.checkBody(sc)
 	if err != nil {
 		return s.fail(ctx, err, "")
 	}

@@ -68,19 +68,6 @@ func beaconFormat(ct, body []byte) bodyFormat {
 	return formatUnsupported
 }
 
-// checkBody applies the rules every POST body shares.
-func checkBody(ctx *fasthttp.RequestCtx) ([]byte, error) {
-	// Compressed bodies arrive with issue #6 (with an inflation cap).
-	if ce := ctx.Request.Header.ContentEncoding(); len(ce) > 0 && !bytes.EqualFold(ce, valIdentity) {
-		return nil, errContentEncoding
-	}
-	body := ctx.PostBody()
-	if len(bytes.TrimSpace(body)) == 0 {
-		return nil, errEmptyBody
-	}
-	return body, nil
-}
-
 // serveBeacon answers POST /i: one event, as JSON (application/json or
 // text/plain) or as a form, then 204.
 func (s *Server) serveBeacon(ctx *fasthttp.RequestCtx, path, query []byte) int {
@@ -89,12 +76,12 @@ func (s *Server) serveBeacon(ctx *fasthttp.RequestCtx, path, query []byte) int {
 	defer s.end(sc)
 	if err == nil {
 		if err = s.readBeacon(sc); err != nil {
-			s.deadLetter(sc, ctx.PostBody(), err, -1)
+			s.deadLetter(sc, sc.body, err, -1)
 		}
 	}
 	if err == nil {
 		if err = s.emit(sc); err != nil {
-			s.deadLetter(sc, ctx.PostBody(), err, -1)
+			s.deadLetter(sc, sc.body, err, -1)
 		}
 	}
 	if err == nil {
@@ -108,7 +95,7 @@ func (s *Server) serveBeacon(ctx *fasthttp.RequestCtx, path, query []byte) int {
 }
 
 func (s *Server) readBeacon(sc *scratch) error {
-	body, err := checkBody(sc.ctx)
+	body, err := s.checkBody(sc)
 	if err != nil {
 		return err
 	}
@@ -127,6 +114,9 @@ func (s *Server) readBeacon(sc *scratch) error {
 		}
 		if sc.optOut {
 			sc.params = s.dropIDParams(sc.params)
+		}
+		if s.sites != nil {
+			sc.params = dropKeyParams(sc.params)
 		}
 		sc.b.Params = sc.params
 	default:

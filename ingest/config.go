@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -77,6 +78,62 @@ type Config struct {
 	// Event bounds JSON events (defaults: depth 64, 64 KiB per event,
 	// 10,000 events per batch).
 	Event event.Limits
+
+	// TrustedProxies lists the CIDRs (or single addresses) of the reverse
+	// proxies and load balancers in front of the gateway. Only when the
+	// socket peer is inside one of them are the Forwarded (RFC 7239 for=),
+	// X-Forwarded-For and X-Real-IP headers believed, in that order of
+	// precedence (the first present header is used, see ClientIPHeader);
+	// chains are walked from the right, skipping trusted proxies, and the
+	// first untrusted address is the client (the leftmost if all are
+	// trusted). A malformed header, or none, leaves the socket peer as the
+	// client. It sets the record's client_ip, the "ip" shard source, IP
+	// anonymization and the per-IP rate limit. Empty (default): the socket
+	// peer always, every forwarding header ignored.
+	TrustedProxies []string
+	// ClientIPHeader pins the one header to believe from a trusted proxy:
+	// "Forwarded", "X-Forwarded-For" or "X-Real-IP" (case-insensitive). ""
+	// (default) takes the first present of the three. Pin it when the proxy
+	// only sanitizes one of them: a proxy that sets X-Forwarded-For but
+	// passes a client's own Forwarded header through would otherwise let
+	// the client choose its address.
+	ClientIPHeader string
+	// RateLimitPerIP is the per-client-IP request rate (token bucket,
+	// requests per second; IPv6 clients by their /64), RateBurstPerIP its
+	// burst (default: one second's worth, at least 1). Over it a request
+	// gets 429 rate_limited with Retry-After before anything is produced.
+	// 0 (default): no limit.
+	RateLimitPerIP float64
+	RateBurstPerIP int
+	// RateLimitPerSite and RateBurstPerSite do the same per site, the sid
+	// query parameter; requests without a sid have no site limit.
+	RateLimitPerSite float64
+	RateBurstPerSite int
+	// RateLimitMaxKeys bounds the IPs (and, separately, the sites) tracked
+	// by the rate limits. Default 100,000 (a few MB each). When full, a new
+	// key evicts an idle entry or the least recently used of a small sample,
+	// so a flood of more distinct keys makes limiting approximate, never
+	// memory unbounded.
+	RateLimitMaxKeys int
+	// Sites, when non-empty, is the allow-list of site ids (the sid query
+	// parameter) with their write keys. A recording request (pixel, beacon,
+	// batch, click) without a listed sid gets 403 unknown_site; for a site
+	// with a non-empty key, one without the key in the X-Beacon-Key header
+	// or the key query parameter gets 403 bad_write_key (constant-time
+	// comparison). The key parameter is never recorded. Browsers cannot
+	// keep a secret: list the snippet's sites with an empty key, which only
+	// stops unknown sids. Empty (default): every sid is accepted.
+	Sites map[string]string
+	// MaxInflatedBytes caps a gzip or deflate request body once
+	// decompressed; past it the answer is 413 inflated_too_large (the
+	// decoder stops there: a decompression bomb costs no more). Default
+	// 4 × MaxBodyBytes.
+	MaxInflatedBytes int
+	// MaxConnsPerIP caps the concurrent connections from one socket peer
+	// address (fasthttp; excess connections get 429 and are closed). It
+	// counts IPv4 peers only (fasthttp does not count IPv6) and sees the
+	// proxy, not the client, behind a load balancer. 0 (default): no cap.
+	MaxConnsPerIP int
 }
 
 func (c Config) withDefaults() Config {
@@ -112,6 +169,12 @@ func (c Config) withDefaults() Config {
 		c.OptOutCookie = "bg_optout"
 	case "-":
 		c.OptOutCookie = ""
+	}
+	if c.MaxInflatedBytes == 0 {
+		c.MaxInflatedBytes = 4 * c.MaxBodyBytes
+	}
+	if c.RateLimitMaxKeys == 0 {
+		c.RateLimitMaxKeys = defaultMaxKeys
 	}
 	if c.IDParams == nil {
 		c.IDParams = []string{"uid", "aid", "user_id", "anonymous_id"}
@@ -168,6 +231,41 @@ func (c Config) Validate() error {
 		if o == "" {
 			return fmt.Errorf("ingest: empty CORS origin")
 		}
+	}
+	if _, err := parseProxies(c.TrustedProxies, c.ClientIPHeader); err != nil {
+		return err
+	}
+	for _, r := range []struct {
+		name  string
+		rate  float64
+		burst int
+	}{{"per IP", c.RateLimitPerIP, c.RateBurstPerIP}, {"per site", c.RateLimitPerSite, c.RateBurstPerSite}} {
+		if r.rate < 0 || math.IsNaN(r.rate) || math.IsInf(r.rate, 0) || r.rate > 1e9 {
+			return fmt.Errorf("ingest: rate limit %s %v: want requests per second >= 0 (0 = off)", r.name, r.rate)
+		}
+		if r.burst < 0 || r.burst > 1e9 {
+			return fmt.Errorf("ingest: rate burst %s %d: want >= 0 (0 = one second's worth)", r.name, r.burst)
+		}
+		if r.burst > 0 && r.rate == 0 {
+			return fmt.Errorf("ingest: rate burst %s %d set without a rate", r.name, r.burst)
+		}
+	}
+	if c.RateLimitMaxKeys < 0 {
+		return fmt.Errorf("ingest: negative rate limit max keys %d", c.RateLimitMaxKeys)
+	}
+	for sid := range c.Sites {
+		if sid == "" {
+			return fmt.Errorf("ingest: empty site id in the site allow-list")
+		}
+	}
+	if c.MaxInflatedBytes < 0 {
+		return fmt.Errorf("ingest: negative max inflated bytes %d", c.MaxInflatedBytes)
+	}
+	if c.MaxInflatedBytes > 1<<30 {
+		return fmt.Errorf("ingest: max inflated bytes %d exceeds 1 GiB", c.MaxInflatedBytes)
+	}
+	if c.MaxConnsPerIP < 0 {
+		return fmt.Errorf("ingest: negative max connections per IP %d", c.MaxConnsPerIP)
 	}
 	return nil
 }

@@ -48,7 +48,7 @@ func (s *Server) begin(ctx *fasthttp.RequestCtx, r route, kind record.Kind, path
 	b.Method = h.Method()
 	b.Host = h.Host()
 	b.Path = path
-	sc.setClientIP(ctx.RemoteIP(), s.cfg.AnonymizeIP)
+	sc.setClientAddr(s.proxies.clientAddr(ctx), s.cfg.AnonymizeIP)
 	s.privacy(sc)
 	b.UserAgent = h.UserAgent()
 	b.Referer = h.Referer()
@@ -58,6 +58,9 @@ func (s *Server) begin(ctx *fasthttp.RequestCtx, r route, kind record.Kind, path
 	}
 	if len(query) > s.cfg.MaxQueryBytes {
 		return sc, errURITooLong
+	}
+	if err := s.rateLimitIP(sc); err != nil {
+		return sc, err
 	}
 	ack, err := s.ackMode(ctx, r)
 	if err != nil {
@@ -69,7 +72,21 @@ func (s *Server) begin(ctx *fasthttp.RequestCtx, r route, kind record.Kind, path
 	sc.params, sc.buf, err = form.Parse(sc.params[:0], sc.buf[:0], query, s.cfg.Form)
 	if err != nil {
 		err = badRequest(err)
-		s.deadLetter(sc, query, err, -1)
+		if s.sites == nil {
+			// With an allow-list, an unparseable query cannot be
+			// attributed to a site (and may hold its write key): no
+			// dead letter.
+			s.deadLetter(sc, query, err, -1)
+		}
+		return sc, err
+	}
+	if s.sites != nil {
+		if err := s.checkSite(sc); err != nil {
+			return sc, err
+		}
+		sc.params = dropKeyParams(sc.params)
+	}
+	if err := s.rateLimitSite(form.Get(sc.params, paramSite)); err != nil {
 		return sc, err
 	}
 	if sc.optOut {

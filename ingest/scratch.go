@@ -35,6 +35,9 @@ type scratch struct {
 	identityCookie string     // the identity cookie's name, for Lookup
 	nuid           [32]byte   // the gateway-set browser id (identity cookie)
 	stripped       []byte     // a JSON event with identifier members removed (opt-out)
+	addr           netip.Addr // the client address (socket or trusted proxy's word), before anonymization
+	body           []byte     // the POST body as read (inflated when compressed), for dead letters
+	dec            decoders   // Content-Encoding decoders and the inflated body
 }
 
 type batchItem struct {
@@ -46,6 +49,9 @@ func (sc *scratch) reset() {
 	sc.ctx = nil
 	sc.ack = nil
 	sc.optOut = false
+	sc.addr = netip.Addr{}
+	sc.body = nil
+	sc.dec.src.Reset(nil)
 	sc.b = record.Beacon{}
 	// Drop references into request memory; keep capacity.
 	clear(sc.params)

@@ -41,6 +41,11 @@ type Server struct {
 	acker     AckSink        // nil: the sink has no acknowledged mode
 	dlq       DeadLetterSink // nil: no dead letters
 	ackRoutes [numRoutes]bool
+	proxies   proxies
+	ipLimit   *limiter          // nil: no per-IP limit
+	siteLimit *limiter          // nil: no per-site limit
+	sites     map[string][]byte // nil: no allow-list
+	clock     func() time.Time  // the limiters' clock; nil = time.Now (tests)
 }
 
 // New builds a server that produces into sink. ready reports whether the
@@ -68,6 +73,17 @@ func New(cfg Config, sink Sink, ready func() (bool, string), log *zap.Logger) (*
 		log:       log,
 		throttle:  throttle.New(log, 10*time.Second),
 	}
+	if s.proxies, err = parseProxies(cfg.TrustedProxies, cfg.ClientIPHeader); err != nil {
+		return nil, err
+	}
+	s.ipLimit = newLimiter(cfg.RateLimitPerIP, cfg.RateBurstPerIP, cfg.RateLimitMaxKeys)
+	s.siteLimit = newLimiter(cfg.RateLimitPerSite, cfg.RateBurstPerSite, cfg.RateLimitMaxKeys)
+	if len(cfg.Sites) > 0 {
+		s.sites = make(map[string][]byte, len(cfg.Sites))
+		for sid, key := range cfg.Sites {
+			s.sites[sid] = []byte(key)
+		}
+	}
 	s.acker, _ = sink.(AckSink)
 	s.dlq, _ = sink.(DeadLetterSink)
 	for _, name := range cfg.AckRoutes {
@@ -87,6 +103,7 @@ func New(cfg Config, sink Sink, ready func() (bool, string), log *zap.Logger) (*
 		ReadTimeout:           cfg.ReadTimeout,
 		WriteTimeout:          cfg.WriteTimeout,
 		IdleTimeout:           cfg.IdleTimeout,
+		MaxConnsPerIP:         cfg.MaxConnsPerIP,
 		NoDefaultContentType:  true,
 		CloseOnShutdown:       true,
 		SecureErrorLogMessage: true,

@@ -281,7 +281,7 @@ func TestRejections(t *testing.T) {
 		{"not object", "POST", "/i", "application/json", `[1]`, 400, "not_object", nil},
 		{"json invalid utf8", "POST", "/i", "application/json", "{\"a\":\"\xff\"}", 400, "invalid_utf8", nil},
 		{"content type", "POST", "/i", "image/png", "xx", 415, "unsupported_content_type", nil},
-		{"content encoding", "POST", "/i", "application/json", `{}`, 415, "unsupported_content_encoding", []string{"Content-Encoding", "gzip"}},
+		{"content encoding", "POST", "/i", "application/json", `{}`, 415, "unsupported_content_encoding", []string{"Content-Encoding", "br"}},
 		{"batch not json", "POST", "/batch", "application/json", `hello`, 400, "not_batch", nil},
 		{"event too large", "POST", "/i", "application/json", `{"a":"` + strings.Repeat("x", 3000) + `"}`, 413, "event_too_large", nil},
 		{"too many events", "POST", "/batch", "application/json", "[" + strings.Repeat(`{},`, 10) + "{}]", 413, "too_many_events", nil},
