@@ -85,6 +85,37 @@ func (kv kvFlag) Set(s string) error {
 	return nil
 }
 
+// siteFlag is sid=key,sid2=,... into a map (keys masked when printed).
+type siteFlag struct{ m *map[string]string }
+
+func (f siteFlag) String() string {
+	if f.m == nil || len(*f.m) == 0 {
+		return ""
+	}
+	sids := make([]string, 0, len(*f.m))
+	for sid := range *f.m {
+		sids = append(sids, sid+"=***")
+	}
+	sort.Strings(sids)
+	return strings.Join(sids, ",")
+}
+
+func (f siteFlag) Set(s string) error {
+	m := map[string]string{}
+	for _, item := range strings.Split(s, ",") {
+		if item = strings.TrimSpace(item); item == "" {
+			continue
+		}
+		sid, key, _ := strings.Cut(item, "=")
+		if sid == "" {
+			return fmt.Errorf("want sid=key, got %q", item)
+		}
+		m[sid] = key
+	}
+	*f.m = m
+	return nil
+}
+
 // listFlag is a comma-separated list.
 type listFlag []string
 
@@ -155,6 +186,15 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&o.ingest.WriteTimeout, "http.write-timeout", 10*time.Second, "time to write one response")
 	fs.DurationVar(&o.ingest.IdleTimeout, "http.idle-timeout", 60*time.Second, "idle keep-alive connections are closed after this")
 	fs.Var((*listFlag)(&o.ingest.CORSOrigins), "http.cors-origins", "comma-separated origins allowed by CORS; empty or * = any origin, no credentials")
+	fs.Var((*listFlag)(&o.ingest.TrustedProxies), "http.trusted-proxies", "CIDRs of proxies whose Forwarded / X-Forwarded-For / X-Real-IP are believed (walked from the right); empty: the socket address is the client IP")
+	fs.StringVar(&o.ingest.ClientIPHeader, "http.client-ip-header", "", "believe only this header from trusted proxies: Forwarded, X-Forwarded-For or X-Real-IP (recommended: the one your proxy sets)")
+	fs.Float64Var(&o.ingest.RateLimitPerIP, "http.rate-per-ip", 0, "requests per second per client IP (IPv6: per /64), 429 past it; 0: off")
+	fs.IntVar(&o.ingest.RateBurstPerIP, "http.rate-burst-per-ip", 0, "burst of the per-IP limit (0: one second's worth)")
+	fs.Float64Var(&o.ingest.RateLimitPerSite, "http.rate-per-site", 0, "requests per second per site (sid), 429 past it; 0: off")
+	fs.IntVar(&o.ingest.RateBurstPerSite, "http.rate-burst-per-site", 0, "burst of the per-site limit (0: one second's worth)")
+	fs.Var(siteFlag{&o.ingest.Sites}, "http.sites", "site allow-list and write keys: sid=key,sid2= (empty key: no key needed); unknown sites get 403")
+	fs.IntVar(&o.ingest.MaxInflatedBytes, "http.max-inflated-bytes", 0, "largest gzip/deflate body once inflated, 413 past it (0: 4 x -http.max-body-bytes)")
+	fs.IntVar(&o.ingest.MaxConnsPerIP, "http.max-conns-per-ip", 0, "most concurrent connections per IPv4 peer (0: off)")
 	fs.BoolVar(&o.ingest.CORSCredentials, "http.cors-credentials", false, "allow credentialed CORS (cookies) from the -http.cors-origins list (which must then be explicit)")
 	fs.Var((*listFlag)(&o.ingest.RedirectHosts), "http.redirect-hosts", "hosts the click redirect /r may send browsers to: example.com, or .example.com with subdomains; empty refuses all")
 	fs.BoolVar(&o.ingest.Demo, "demo", false, "serve the browser snippet's demo page at /demo")
