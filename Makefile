@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 ARGS    ?=
 export CGO_ENABLED := 1
 
-.PHONY: all build run test test-unit test-race vet fmt-check proto fuzz bench clean
+.PHONY: all build run test test-unit test-race vet lint fmt-check proto fuzz fuzz-ci bench clean
 
 all: build
 
@@ -37,7 +37,7 @@ bench: build
 # producer against an in-process Kafka-protocol broker, read back by
 # independent clients), the end-to-end test of the built binary with kcat
 # and protoc, then everything again under the race detector.
-test: fmt-check vet test-unit test-race
+test: fmt-check vet lint test-unit test-race fuzz-ci
 
 test-unit:
 	$(GO) test -count=1 -timeout 15m ./...
@@ -47,6 +47,14 @@ test-race:
 
 vet:
 	$(GO) vet ./...
+
+# staticcheck at a pinned version (from the Go module proxy).
+lint:
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+# Every fuzz target of every decoder of untrusted input, a few seconds each.
+fuzz-ci:
+	$(MAKE) fuzz FUZZTIME=4s
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go') | grep -v '\.pb\.go$$' || true); \
