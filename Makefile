@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 ARGS    ?=
 export CGO_ENABLED := 1
 
-.PHONY: all build run test test-unit test-race vet lint fmt-check proto fuzz fuzz-ci bench clean
+.PHONY: all build run test test-unit test-race vet lint vulncheck fmt-check proto fuzz fuzz-ci bench clean
 
 all: build
 
@@ -51,6 +51,12 @@ vet:
 # staticcheck at a pinned version (from the Go module proxy).
 lint:
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+# Known vulnerabilities in the code and its dependencies. Needs the Go
+# vulnerability database (vuln.go.dev), which the build environment of this
+# repository cannot reach, so it is not part of `make test`.
+vulncheck:
+	$(GO) run golang.org/x/vuln/cmd/govulncheck@v1.9.0 ./...
 
 # Every fuzz target of every decoder of untrusted input, a few seconds each.
 fuzz-ci:
