@@ -75,7 +75,7 @@ proto:
 # A short fuzz run of every fuzz target (FUZZTIME each).
 FUZZTIME ?= 20s
 fuzz:
-	@for pkg in ./form ./event ./record ./ingest ./spool; do \
+	@for pkg in ./ingest/form ./ingest/event ./ingest/record ./ingest ./internal/kafka/spool; do \
 	  for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "== $$pkg $$t"; $(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) -fuzzminimizetime=100x $$pkg || exit 1; \
 	  done; \

@@ -20,7 +20,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/beacongate/beacongate/embedded"
+	"github.com/beacongate/beacongate/internal/kafka/embedded"
 )
 
 // The harness runs everything it measures as separate processes (the

@@ -8,8 +8,8 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/beacongate/beacongate/relay"
-	"github.com/beacongate/beacongate/status"
+	"github.com/beacongate/beacongate/internal/kafka/relay"
+	"github.com/beacongate/beacongate/internal/status"
 )
 
 // AckSink is a Sink with acknowledged mode (package relay implements it).

@@ -8,7 +8,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/beacongate/beacongate/relay"
+	"github.com/beacongate/beacongate/internal/kafka/relay"
 )
 
 // ackKafka is a fake producer whose acknowledgements the test releases.

@@ -6,7 +6,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/beacongate/beacongate/snippet"
+	"github.com/beacongate/beacongate/ingest/snippet"
 )
 
 var (

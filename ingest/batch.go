@@ -8,8 +8,8 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/beacongate/beacongate/event"
-	"github.com/beacongate/beacongate/record"
+	"github.com/beacongate/beacongate/ingest/event"
+	"github.com/beacongate/beacongate/ingest/record"
 )
 
 // capacity is implemented by sinks that can say how full they are, so a

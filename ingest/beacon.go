@@ -5,9 +5,9 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/beacongate/beacongate/event"
-	"github.com/beacongate/beacongate/form"
-	"github.com/beacongate/beacongate/record"
+	"github.com/beacongate/beacongate/ingest/event"
+	"github.com/beacongate/beacongate/ingest/form"
+	"github.com/beacongate/beacongate/ingest/record"
 )
 
 // bodyFormat is what a POST body holds.

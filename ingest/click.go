@@ -7,9 +7,9 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/beacongate/beacongate/form"
-	"github.com/beacongate/beacongate/record"
-	"github.com/beacongate/beacongate/status"
+	"github.com/beacongate/beacongate/ingest/form"
+	"github.com/beacongate/beacongate/ingest/record"
+	"github.com/beacongate/beacongate/internal/status"
 )
 
 var (

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/beacongate/beacongate/event"
-	"github.com/beacongate/beacongate/form"
+	"github.com/beacongate/beacongate/ingest/event"
+	"github.com/beacongate/beacongate/ingest/form"
 	"github.com/beacongate/beacongate/shard"
 )
 

@@ -8,7 +8,7 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/beacongate/beacongate/status"
+	"github.com/beacongate/beacongate/internal/status"
 )
 
 // Compressed bodies (#6): Content-Encoding gzip (or x-gzip) and deflate

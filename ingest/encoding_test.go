@@ -11,7 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/beacongate/beacongate/relay"
+	"github.com/beacongate/beacongate/internal/kafka/relay"
 )
 
 func gzipped(t testing.TB, b []byte) []byte {

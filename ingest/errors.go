@@ -6,8 +6,8 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/beacongate/beacongate/event"
-	"github.com/beacongate/beacongate/status"
+	"github.com/beacongate/beacongate/ingest/event"
+	"github.com/beacongate/beacongate/internal/status"
 )
 
 // StatusError is an error that maps to an HTTP response: the status, a

@@ -8,7 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
-	"github.com/beacongate/beacongate/record"
+	"github.com/beacongate/beacongate/ingest/record"
 )
 
 // route is the endpoint a request was routed to, the `route` label.

@@ -3,8 +3,8 @@ package ingest
 import (
 	"github.com/valyala/fasthttp"
 
-	"github.com/beacongate/beacongate/form"
-	"github.com/beacongate/beacongate/record"
+	"github.com/beacongate/beacongate/ingest/form"
+	"github.com/beacongate/beacongate/ingest/record"
 )
 
 // transparentGIF is the 43-byte 1x1 transparent GIF89a every pixel answer

@@ -8,7 +8,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/beacongate/beacongate/record"
+	"github.com/beacongate/beacongate/ingest/record"
 )
 
 // Identity and privacy (#5). The gateway can keep its own first-party id

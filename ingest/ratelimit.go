@@ -7,7 +7,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/beacongate/beacongate/status"
+	"github.com/beacongate/beacongate/internal/status"
 )
 
 // Rate limits (#6): token buckets per client IP and per site (sid), kept

@@ -6,10 +6,10 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/beacongate/beacongate/event"
-	"github.com/beacongate/beacongate/form"
-	"github.com/beacongate/beacongate/record"
-	"github.com/beacongate/beacongate/relay"
+	"github.com/beacongate/beacongate/ingest/event"
+	"github.com/beacongate/beacongate/ingest/form"
+	"github.com/beacongate/beacongate/ingest/record"
+	"github.com/beacongate/beacongate/internal/kafka/relay"
 	"github.com/beacongate/beacongate/shard"
 )
 

@@ -20,8 +20,8 @@ import (
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
+	"github.com/beacongate/beacongate/internal/throttle"
 	"github.com/beacongate/beacongate/shard"
-	"github.com/beacongate/beacongate/throttle"
 )
 
 // Server is the ingest HTTP server.

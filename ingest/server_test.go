@@ -18,11 +18,11 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/beacongate/beacongate/event"
-	"github.com/beacongate/beacongate/form"
+	"github.com/beacongate/beacongate/ingest/event"
+	"github.com/beacongate/beacongate/ingest/form"
+	"github.com/beacongate/beacongate/internal/status"
 	beaconv1 "github.com/beacongate/beacongate/proto/beacongate/v1"
 	"github.com/beacongate/beacongate/shard"
-	"github.com/beacongate/beacongate/status"
 )
 
 // recordingSink decodes every record with the generated type, as a

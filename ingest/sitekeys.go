@@ -4,9 +4,9 @@ import (
 	"crypto/subtle"
 	"net/http"
 
-	"github.com/beacongate/beacongate/form"
-	"github.com/beacongate/beacongate/record"
-	"github.com/beacongate/beacongate/status"
+	"github.com/beacongate/beacongate/ingest/form"
+	"github.com/beacongate/beacongate/ingest/record"
+	"github.com/beacongate/beacongate/internal/status"
 )
 
 // Site allow-list and write keys (#6). With Config.Sites set, every

@@ -16,7 +16,7 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/beacongate/beacongate/embedded"
+	"github.com/beacongate/beacongate/internal/kafka/embedded"
 	beaconv1 "github.com/beacongate/beacongate/proto/beacongate/v1"
 )
 

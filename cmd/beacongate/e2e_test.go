@@ -21,10 +21,10 @@ import (
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/beacongate/beacongate/embedded"
+	"github.com/beacongate/beacongate/ingest/record"
+	"github.com/beacongate/beacongate/internal/kafka/embedded"
+	"github.com/beacongate/beacongate/internal/kafka/spool"
 	beaconv1 "github.com/beacongate/beacongate/proto/beacongate/v1"
-	"github.com/beacongate/beacongate/record"
-	"github.com/beacongate/beacongate/spool"
 )
 
 // These tests run the real binary, as a user would, against a real

@@ -9,13 +9,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/beacongate/beacongate/embedded"
-	"github.com/beacongate/beacongate/event"
-	"github.com/beacongate/beacongate/form"
 	"github.com/beacongate/beacongate/ingest"
-	"github.com/beacongate/beacongate/producer"
+	"github.com/beacongate/beacongate/ingest/event"
+	"github.com/beacongate/beacongate/ingest/form"
+	"github.com/beacongate/beacongate/internal/kafka/embedded"
+	"github.com/beacongate/beacongate/internal/kafka/producer"
+	"github.com/beacongate/beacongate/internal/kafka/spool"
 	"github.com/beacongate/beacongate/shard"
-	"github.com/beacongate/beacongate/spool"
 )
 
 // envPrefix: every flag can also be set from the environment, e.g.

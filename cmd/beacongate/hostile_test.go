@@ -14,7 +14,7 @@ import (
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
-	"github.com/beacongate/beacongate/embedded"
+	"github.com/beacongate/beacongate/internal/kafka/embedded"
 )
 
 // TestHostileInput sends a corpus of hostile raw requests to the real

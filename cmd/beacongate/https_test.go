@@ -12,8 +12,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/beacongate/beacongate/certs"
-	"github.com/beacongate/beacongate/embedded"
+	"github.com/beacongate/beacongate/internal/certs"
+	"github.com/beacongate/beacongate/internal/kafka/embedded"
 )
 
 // TestHTTPSReloadAndAdminToken: the HTTPS listener serves beacons, picks

@@ -22,13 +22,13 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/beacongate/beacongate/admin"
-	"github.com/beacongate/beacongate/certs"
-	"github.com/beacongate/beacongate/embedded"
 	"github.com/beacongate/beacongate/ingest"
-	"github.com/beacongate/beacongate/producer"
-	"github.com/beacongate/beacongate/relay"
-	"github.com/beacongate/beacongate/spool"
+	"github.com/beacongate/beacongate/internal/admin"
+	"github.com/beacongate/beacongate/internal/certs"
+	"github.com/beacongate/beacongate/internal/kafka/embedded"
+	"github.com/beacongate/beacongate/internal/kafka/producer"
+	"github.com/beacongate/beacongate/internal/kafka/relay"
+	"github.com/beacongate/beacongate/internal/kafka/spool"
 )
 
 // version is set at build time (-ldflags "-X main.version=...").

@@ -9,9 +9,9 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/beacongate/beacongate/producer"
-	"github.com/beacongate/beacongate/relay"
-	"github.com/beacongate/beacongate/spool"
+	"github.com/beacongate/beacongate/internal/kafka/producer"
+	"github.com/beacongate/beacongate/internal/kafka/relay"
+	"github.com/beacongate/beacongate/internal/kafka/spool"
 )
 
 // spoolCommand is `beacongate spool inspect|replay`: look into a spool

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/beacongate/beacongate/record"
+	"github.com/beacongate/beacongate/ingest/record"
 )
 
 // FuzzAppend checks, for arbitrary input, that the generated type always

@@ -5,7 +5,7 @@ package form
 import (
 	"testing"
 
-	"github.com/beacongate/beacongate/record"
+	"github.com/beacongate/beacongate/ingest/record"
 )
 
 // The hot path must not allocate once the caller's buffers have capacity.

@@ -3,7 +3,7 @@ package record_test
 import (
 	"testing"
 
-	"github.com/beacongate/beacongate/record"
+	"github.com/beacongate/beacongate/ingest/record"
 )
 
 // jsonBeacon is a typical JSON event POSTed to /i.

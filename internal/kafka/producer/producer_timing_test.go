@@ -10,8 +10,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/beacongate/beacongate/producer"
-	"github.com/beacongate/beacongate/record"
+	"github.com/beacongate/beacongate/ingest/record"
+	"github.com/beacongate/beacongate/internal/kafka/producer"
 )
 
 // rdkCPU is the CPU time of librdkafka's own threads (named "rdk:*") in

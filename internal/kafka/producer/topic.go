@@ -10,7 +10,7 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"go.uber.org/zap"
 
-	"github.com/beacongate/beacongate/status"
+	"github.com/beacongate/beacongate/internal/status"
 )
 
 // recordOverhead is a generous bound on what Kafka adds around one

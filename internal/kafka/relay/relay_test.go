@@ -13,8 +13,8 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/beacongate/beacongate/spool"
-	"github.com/beacongate/beacongate/status"
+	"github.com/beacongate/beacongate/internal/kafka/spool"
+	"github.com/beacongate/beacongate/internal/status"
 )
 
 // fakeKafka records what reaches "Kafka", in order.

@@ -15,7 +15,7 @@ import (
 	"slices"
 	"unicode/utf8"
 
-	"github.com/beacongate/beacongate/record"
+	"github.com/beacongate/beacongate/ingest/record"
 )
 
 // DefaultMaxParams is the parameter limit used when Limits.MaxParams is 0.

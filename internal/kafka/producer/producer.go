@@ -17,8 +17,8 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"go.uber.org/zap"
 
-	"github.com/beacongate/beacongate/status"
-	"github.com/beacongate/beacongate/throttle"
+	"github.com/beacongate/beacongate/internal/status"
+	"github.com/beacongate/beacongate/internal/throttle"
 )
 
 // Producer is an asynchronous Kafka producer for one topic. It is safe for

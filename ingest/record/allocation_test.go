@@ -7,7 +7,7 @@ package record_test
 import (
 	"testing"
 
-	"github.com/beacongate/beacongate/record"
+	"github.com/beacongate/beacongate/ingest/record"
 )
 
 // TestAppendDoesNotAllocate holds Append to its promise: no allocation per

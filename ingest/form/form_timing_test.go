@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/beacongate/beacongate/record"
+	"github.com/beacongate/beacongate/ingest/record"
 )
 
 // pixelQuery is a realistic ~0.8 KB tracking-pixel query string.

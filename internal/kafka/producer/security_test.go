@@ -30,7 +30,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
-	"github.com/beacongate/beacongate/producer"
+	"github.com/beacongate/beacongate/internal/kafka/producer"
 )
 
 // pki is a throw-away PKI in a test's temporary directory: a CA, a server

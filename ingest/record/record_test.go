@@ -10,8 +10,8 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/beacongate/beacongate/ingest/record"
 	beaconv1 "github.com/beacongate/beacongate/proto/beacongate/v1"
-	"github.com/beacongate/beacongate/record"
 )
 
 // want is the generated message holding the values a consumer must read

@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/beacongate/beacongate/status"
+	"github.com/beacongate/beacongate/internal/status"
 )
 
 // Ack waits for the records of one acknowledged-mode request (or one

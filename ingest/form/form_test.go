@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/beacongate/beacongate/record"
+	"github.com/beacongate/beacongate/ingest/record"
 )
 
 type pair struct{ name, value string }

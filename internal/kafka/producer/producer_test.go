@@ -15,10 +15,10 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/beacongate/beacongate/embedded"
-	"github.com/beacongate/beacongate/producer"
+	"github.com/beacongate/beacongate/internal/kafka/embedded"
+	"github.com/beacongate/beacongate/internal/kafka/producer"
+	"github.com/beacongate/beacongate/internal/status"
 	"github.com/beacongate/beacongate/shard"
-	"github.com/beacongate/beacongate/status"
 )
 
 const partitions = 16

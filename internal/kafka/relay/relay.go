@@ -23,9 +23,9 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/beacongate/beacongate/spool"
-	"github.com/beacongate/beacongate/status"
-	"github.com/beacongate/beacongate/throttle"
+	"github.com/beacongate/beacongate/internal/kafka/spool"
+	"github.com/beacongate/beacongate/internal/status"
+	"github.com/beacongate/beacongate/internal/throttle"
 )
 
 // Tracker is told what became of one record (the producer's Tracker).
