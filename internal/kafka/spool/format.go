@@ -147,3 +147,8 @@ func decodeCursor(b []byte) (Pos, error) {
 	}
 	return p, nil
 }
+
+// FrameSize is the size on disk of a record with the given key and value
+// lengths (what it counts against Config.MaxBytes), or -1 if it is over
+// the frame limit.
+func FrameSize(keyLen, valueLen int) int64 { return frameSize(keyLen, valueLen) }

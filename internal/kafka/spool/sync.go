@@ -6,8 +6,15 @@ import (
 	"io/fs"
 	"os"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
 	"go.uber.org/zap"
 )
+
+var fsyncsTotal = promauto.NewCounter(prometheus.CounterOpts{
+	Name: "beacongate_spool_fsyncs_total",
+	Help: "fsyncs of spool segment files (group commits: acknowledged requests, shutdown).",
+})
 
 // Sync makes every record appended before it was called durable: it
 // fsyncs the segments rolled away from, the active segment and, after a
@@ -114,6 +121,7 @@ func (s *Spool) syncSegment(id uint64) error {
 	}
 	defer f.Close()
 	s.fsyncs.Add(1)
+	fsyncsTotal.Inc()
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("fsync %s: %w", f.Name(), err)
 	}
