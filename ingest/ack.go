@@ -8,21 +8,21 @@ import (
 
 	"github.com/valyala/fasthttp"
 
-	"github.com/beacongate/beacongate/internal/kafka/relay"
+	"github.com/beacongate/beacongate/internal/kafka/delivery"
 	"github.com/beacongate/beacongate/internal/status"
 )
 
 // AckSink is a Sink with acknowledged mode (package relay implements it).
 type AckSink interface {
 	Sink
-	NewAck() *relay.Ack
-	ProduceAcked(key, value []byte, a *relay.Ack) error
-	WaitAcked(a *relay.Ack, timeout time.Duration) error
+	NewAck() *delivery.Ack
+	ProduceAcked(key, value []byte, a *delivery.Ack) error
+	WaitAcked(a *delivery.Ack, timeout time.Duration) error
 }
 
 // DeadLetterSink takes events that could not become a record.
 type DeadLetterSink interface {
-	DeadLetter(raw []byte, dl relay.DeadLetter)
+	DeadLetter(raw []byte, dl delivery.DeadLetter)
 }
 
 var (
@@ -75,7 +75,7 @@ func (s *Server) deadLetter(sc *scratch, raw []byte, err error, batchIndex int) 
 	if se.Reason() == "empty" {
 		return
 	}
-	s.dlq.DeadLetter(raw, relay.DeadLetter{
+	s.dlq.DeadLetter(raw, delivery.DeadLetter{
 		Reason: se.Reason(), Error: se.Error(), Status: se.HTTPStatus(),
 		RequestID: string(sc.b.RequestID), GatewayID: s.cfg.GatewayID, Path: string(sc.b.Path),
 		ContentType: string(sc.b.ContentType), ClientIP: string(sc.ipText),

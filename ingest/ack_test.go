@@ -8,16 +8,22 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/beacongate/beacongate/internal/kafka/delivery"
 	"github.com/beacongate/beacongate/internal/kafka/relay"
 )
 
-// ackKafka is a fake producer whose acknowledgements the test releases.
+// ackKafka is a fake producer whose acknowledgements the test releases,
+// behind the real relay.
 type ackKafka struct {
 	mu      sync.Mutex
 	records int
 	hold    bool
-	waiting []relay.Tracker
+	waiting []delivery.Tracker
+	dlq     *dlqKafka
+	room    int // 0: 1000
 }
+
+func (k *ackKafka) Admit(int, int) error { return nil }
 
 func (k *ackKafka) Produce(key, value []byte) error {
 	k.mu.Lock()
@@ -26,7 +32,7 @@ func (k *ackKafka) Produce(key, value []byte) error {
 	return nil
 }
 
-func (k *ackKafka) ProduceTracked(key, value []byte, t relay.Tracker) error {
+func (k *ackKafka) ProduceTracked(key, value []byte, t delivery.Tracker) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	k.records++
@@ -38,9 +44,20 @@ func (k *ackKafka) ProduceTracked(key, value []byte, t relay.Tracker) error {
 	return nil
 }
 
+func (k *ackKafka) ProduceTo(topic string, key, value []byte, headers []delivery.Header, t delivery.Tracker) error {
+	return k.dlq.ProduceTo(topic, key, value, headers)
+}
+
 func (k *ackKafka) Ready() (bool, string) { return true, "" }
-func (k *ackKafka) Len() int              { return 0 }
-func (k *ackKafka) QueueMax() int         { return 1000 }
+func (k *ackKafka) Outstanding() int      { return 0 }
+func (k *ackKafka) Room() (int, int64) {
+	if k.room == 0 {
+		return 1000, 1 << 30
+	}
+	return k.room, 1 << 30
+}
+func (k *ackKafka) QueueMax() int      { return 1000 }
+func (k *ackKafka) TopicMaxBytes() int { return 0 }
 
 // dlqKafka records dead letters.
 type dlqKafka struct {
@@ -49,7 +66,7 @@ type dlqKafka struct {
 	headers []map[string]string
 }
 
-func (d *dlqKafka) ProduceTo(topic string, key, value []byte, headers []relay.Header) error {
+func (d *dlqKafka) ProduceTo(topic string, key, value []byte, headers []delivery.Header) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	h := map[string]string{"topic": topic}
@@ -63,13 +80,12 @@ func (d *dlqKafka) ProduceTo(topic string, key, value []byte, headers []relay.He
 
 func newAckServer(t *testing.T, cfg Config) (*testServer, *ackKafka, *dlqKafka) {
 	t.Helper()
-	k := &ackKafka{}
-	rel, err := relay.New(relay.Config{}, k, nil, zap.NewNop())
+	d := &dlqKafka{}
+	k := &ackKafka{dlq: d}
+	rel, err := relay.New(relay.Config{DeadLetterTopic: "beacons-dlq", DeadLetterMaxBytes: 16}, k, nil, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &dlqKafka{}
-	rel.SetDeadLetters(relay.NewDeadLetters(d, "beacons-dlq", 16, zap.NewNop()))
 	return newTestServerWith(t, cfg, rel, nil), k, d
 }
 

@@ -10,6 +10,8 @@ import (
 
 	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
+
+	"github.com/beacongate/beacongate/internal/kafka/delivery"
 )
 
 // copySink copies key and value like librdkafka does (RD_KAFKA_MSG_F_COPY)
@@ -20,6 +22,16 @@ func (s *copySink) Produce(key, value []byte) error {
 	s.key = append(s.key[:0], key...)
 	s.val = append(s.val[:0], value...)
 	return nil
+}
+
+// A batch goes through BatchSink, as with the relay.
+func (s *copySink) Admit(key, value []byte) error { return nil }
+
+func (s *copySink) ProduceBatch(recs []delivery.Record, _ *delivery.Ack) (int, error) {
+	for _, r := range recs {
+		_ = s.Produce(r.Key, r.Value)
+	}
+	return len(recs), nil
 }
 
 // TestHotPathAllocs holds the promise that a request becomes a record

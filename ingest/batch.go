@@ -10,15 +10,8 @@ import (
 
 	"github.com/beacongate/beacongate/ingest/event"
 	"github.com/beacongate/beacongate/ingest/record"
+	"github.com/beacongate/beacongate/internal/kafka/delivery"
 )
-
-// capacity is implemented by sinks that can say how full they are, so a
-// batch is refused whole (503) rather than half-accepted when it cannot
-// fit: a client retrying a half-accepted batch would duplicate events.
-type capacity interface {
-	Len() int
-	QueueMax() int
-}
 
 // maxListedRejections bounds the summary of a hostile batch.
 const maxListedRejections = 100
@@ -52,10 +45,12 @@ func (s *Server) serveBatch(ctx *fasthttp.RequestCtx, path, query []byte) int {
 	}
 	valid := 0
 	err = event.Split(body, s.cfg.Event, func(_ int, ev []byte, err error) bool {
-		sc.items = append(sc.items, batchItem{ev: ev, err: err})
-		if err == nil {
+		if err != nil {
+			err = badRequest(err)
+		} else {
 			valid++
 		}
+		sc.items = append(sc.items, batchItem{ev: ev, err: err})
 		return true
 	})
 	if err != nil {
@@ -63,8 +58,18 @@ func (s *Server) serveBatch(ctx *fasthttp.RequestCtx, path, query []byte) int {
 		s.deadLetter(sc, body, err, -1)
 		return s.fail(ctx, err, "")
 	}
-	if c, ok := s.sink.(capacity); ok && valid > 0 && c.Len()+valid > c.QueueMax() {
-		return s.fail(ctx, errBatchOverCapacity, "")
+	if bs, ok := s.sink.(BatchSink); ok {
+		s.produceAll(sc, bs)
+	} else {
+		for i := range sc.items {
+			if it := &sc.items[i]; it.err == nil {
+				sc.b.Payload = it.ev
+				sc.b.BatchIndex = uint32(i)
+				if it.err = s.emit(sc); it.err == nil {
+					it.ok = true
+				}
+			}
+		}
 	}
 
 	accepted, rejected := 0, 0
@@ -73,19 +78,11 @@ func (s *Server) serveBatch(ctx *fasthttp.RequestCtx, path, query []byte) int {
 	resp := append(sc.resp[:0], `{"rejected":[`...)
 	for i := range sc.items {
 		it := &sc.items[i]
-		err := it.err
-		if err == nil {
-			sc.b.Payload = it.ev
-			sc.b.BatchIndex = uint32(i)
-			err = s.emit(sc)
-		} else {
-			err = badRequest(err)
-		}
-		if err == nil {
+		if it.ok {
 			accepted++
 			continue
 		}
-		se := asStatus(err)
+		se := asStatus(it.err)
 		countRejected(se.Reason(), 1)
 		if raw := it.ev; len(raw) > 0 {
 			s.deadLetter(sc, raw, se, i)
@@ -93,7 +90,7 @@ func (s *Server) serveBatch(ctx *fasthttp.RequestCtx, path, query []byte) int {
 			s.deadLetter(sc, body, se, i) // the event could not be delimited
 		}
 		var ra retryAfterer
-		if errors.As(err, &ra) && ra.RetryAfter() > 0 {
+		if errors.As(it.err, &ra) && ra.RetryAfter() > 0 {
 			retryable = true
 		}
 		if firstStatus == nil {
@@ -141,6 +138,50 @@ func (s *Server) serveBatch(ctx *fasthttp.RequestCtx, path, query []byte) int {
 	ctx.Response.Header.SetContentTypeBytes(ctJSON)
 	ctx.SetBody(resp)
 	return status
+}
+
+// produceAll encodes every valid event of the batch, refuses (413) those
+// Kafka could never take, and hands the rest to the sink in one call, so
+// that they are taken all or none.
+func (s *Server) produceAll(sc *scratch, bs BatchSink) {
+	sc.recBuf = sc.recBuf[:0]
+	sc.recSpans = sc.recSpans[:0]
+	sc.recIdx = sc.recIdx[:0]
+	for i := range sc.items {
+		it := &sc.items[i]
+		if it.err != nil {
+			continue
+		}
+		sc.b.Payload = it.ev
+		sc.b.BatchIndex = uint32(i)
+		s.encode(sc)
+		if it.err = bs.Admit(sc.key, sc.out); it.err != nil {
+			continue
+		}
+		sp := recSpan{key: len(sc.recBuf)}
+		sc.recBuf = append(sc.recBuf, sc.key...)
+		sp.end = len(sc.recBuf)
+		sc.recBuf = append(sc.recBuf, sc.out...)
+		sp.val = len(sc.recBuf)
+		sc.recSpans = append(sc.recSpans, sp)
+		sc.recIdx = append(sc.recIdx, i)
+	}
+	if len(sc.recIdx) == 0 {
+		return
+	}
+	// Sliced only now: recBuf may have moved while it grew.
+	for _, sp := range sc.recSpans {
+		sc.recs = append(sc.recs, delivery.Record{Key: sc.recBuf[sp.key:sp.end:sp.end], Value: sc.recBuf[sp.end:sp.val:sp.val]})
+	}
+	n, err := bs.ProduceBatch(sc.recs, sc.ack)
+	for k, i := range sc.recIdx {
+		if k < n {
+			sc.items[i].ok = true
+			acceptedByKind[record.KindBatchEvent].Inc()
+		} else {
+			sc.items[i].err = err
+		}
+	}
 }
 
 // appendJSONString appends s as a JSON string literal.

@@ -11,7 +11,7 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/beacongate/beacongate/internal/kafka/relay"
+	"github.com/beacongate/beacongate/internal/kafka/delivery"
 )
 
 func gzipped(t testing.TB, b []byte) []byte {
@@ -174,7 +174,7 @@ type dlqRecorder struct {
 	letters []string
 }
 
-func (d *dlqRecorder) DeadLetter(raw []byte, _ relay.DeadLetter) {
+func (d *dlqRecorder) DeadLetter(raw []byte, _ delivery.DeadLetter) {
 	d.letters = append(d.letters, string(raw))
 }
 

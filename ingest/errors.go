@@ -26,13 +26,12 @@ type retryAfterer interface{ RetryAfter() time.Duration }
 // Preallocated rejections: hostile traffic must not cost an allocation per
 // rejected request.
 var (
-	errNotFound          = status.New(http.StatusNotFound, "not_found", "no such endpoint")
-	errMethod            = status.New(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this endpoint")
-	errEmptyBody         = status.New(http.StatusBadRequest, "empty", "request body is empty")
-	errURITooLong        = status.New(http.StatusRequestURITooLong, "uri_too_long", "request URI is longer than the limit")
-	errContentType       = status.New(http.StatusUnsupportedMediaType, "unsupported_content_type", "unsupported Content-Type (want application/json, text/plain or application/x-www-form-urlencoded)")
-	errContentEncoding   = status.New(http.StatusUnsupportedMediaType, "unsupported_content_encoding", "unsupported Content-Encoding")
-	errBatchOverCapacity = status.Retry(http.StatusServiceUnavailable, "queue_full", "producer queue has no room for this batch", time.Second)
+	errNotFound        = status.New(http.StatusNotFound, "not_found", "no such endpoint")
+	errMethod          = status.New(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this endpoint")
+	errEmptyBody       = status.New(http.StatusBadRequest, "empty", "request body is empty")
+	errURITooLong      = status.New(http.StatusRequestURITooLong, "uri_too_long", "request URI is longer than the limit")
+	errContentType     = status.New(http.StatusUnsupportedMediaType, "unsupported_content_type", "unsupported Content-Type (want application/json, text/plain or application/x-www-form-urlencoded)")
+	errContentEncoding = status.New(http.StatusUnsupportedMediaType, "unsupported_content_encoding", "unsupported Content-Encoding")
 )
 
 // badRequest wraps a decoder error (which carries a Reason) as a 400.

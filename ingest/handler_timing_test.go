@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"github.com/beacongate/beacongate/internal/kafka/delivery"
 	"net"
 	"strings"
 	"testing"
@@ -97,4 +98,15 @@ func (discardSink) Produce(key, value []byte) error {
 		return fmt.Errorf("empty record")
 	}
 	return nil
+}
+
+func (discardSink) Admit(key, value []byte) error { return nil }
+
+func (d discardSink) ProduceBatch(recs []delivery.Record, _ *delivery.Ack) (int, error) {
+	for i, r := range recs {
+		if err := d.Produce(r.Key, r.Value); err != nil {
+			return i, err
+		}
+	}
+	return len(recs), nil
 }

@@ -102,8 +102,9 @@ func (s *Server) end(sc *scratch) {
 	s.pool.Put(sc)
 }
 
-// emit derives the event's shard key, encodes the record and produces it.
-func (s *Server) emit(sc *scratch) error {
+// encode derives the event's shard key and encodes the record into sc.key
+// and sc.out.
+func (s *Server) encode(sc *scratch) {
 	if sc.optOut && len(sc.b.Payload) > 0 {
 		sc.stripped = s.stripIDMembers(sc.stripped[:0], sc.b.Payload)
 		sc.b.Payload = sc.stripped
@@ -113,6 +114,11 @@ func (s *Server) emit(sc *scratch) error {
 	sc.key = s.keyer.AppendKey(sc.key[:0], sc)
 	sc.b.ShardKey = sc.key
 	sc.out = record.Append(sc.out[:0], &sc.b)
+}
+
+// emit encodes the event's record and produces it.
+func (s *Server) emit(sc *scratch) error {
+	s.encode(sc)
 	var err error
 	if sc.ack != nil {
 		err = s.acker.ProduceAcked(sc.key, sc.out, sc.ack)

@@ -9,7 +9,7 @@ import (
 	"github.com/beacongate/beacongate/ingest/event"
 	"github.com/beacongate/beacongate/ingest/form"
 	"github.com/beacongate/beacongate/ingest/record"
-	"github.com/beacongate/beacongate/internal/kafka/relay"
+	"github.com/beacongate/beacongate/internal/kafka/delivery"
 	"github.com/beacongate/beacongate/shard"
 )
 
@@ -29,21 +29,29 @@ type scratch struct {
 	key            []byte
 	out            []byte // the encoded record
 	items          []batchItem
-	resp           []byte     // the batch summary
-	ack            *relay.Ack // acknowledged mode: the request waits for it
-	optOut         bool       // the client opted out: no identifiers, no IP
-	identityCookie string     // the identity cookie's name, for Lookup
-	nuid           [32]byte   // the gateway-set browser id (identity cookie)
-	stripped       []byte     // a JSON event with identifier members removed (opt-out)
-	addr           netip.Addr // the client address (socket or trusted proxy's word), before anonymization
-	body           []byte     // the POST body as read (inflated when compressed), for dead letters
-	dec            decoders   // Content-Encoding decoders and the inflated body
+	recBuf         []byte            // a batch's encoded keys and records, back to back
+	recSpans       []recSpan         // where each is in recBuf
+	recs           []delivery.Record // the admitted ones, for BatchSink
+	recIdx         []int             // their indexes in items
+	resp           []byte            // the batch summary
+	ack            *delivery.Ack     // acknowledged mode: the request waits for it
+	optOut         bool              // the client opted out: no identifiers, no IP
+	identityCookie string            // the identity cookie's name, for Lookup
+	nuid           [32]byte          // the gateway-set browser id (identity cookie)
+	stripped       []byte            // a JSON event with identifier members removed (opt-out)
+	addr           netip.Addr        // the client address (socket or trusted proxy's word), before anonymization
+	body           []byte            // the POST body as read (inflated when compressed), for dead letters
+	dec            decoders          // Content-Encoding decoders and the inflated body
 }
 
 type batchItem struct {
 	ev  []byte
-	err error
+	err error // why it was rejected (a StatusError), or nil
+	ok  bool  // taken by the sink
 }
+
+// recSpan locates one encoded record of a batch in scratch.recBuf.
+type recSpan struct{ key, end, val int }
 
 func (sc *scratch) reset() {
 	sc.ctx = nil
@@ -58,7 +66,15 @@ func (sc *scratch) reset() {
 	sc.params = sc.params[:0]
 	clear(sc.items)
 	sc.items = sc.items[:0]
+	clear(sc.recs)
+	sc.recs = sc.recs[:0]
+	if cap(sc.recBuf) > maxPooledBatchBytes {
+		sc.recBuf = nil // one huge batch must not pin its buffer in the pool
+	}
 }
+
+// maxPooledBatchBytes bounds the batch buffer a pooled scratch keeps.
+const maxPooledBatchBytes = 1 << 20
 
 // Lookup implements shard.Event over the current request and event.
 func (sc *scratch) Lookup(kind shard.Kind, name string) []byte {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/beacongate/beacongate/internal/kafka/relay"
 	"net"
 	"net/http"
 	"strings"
@@ -372,29 +373,36 @@ func TestQueueFullIs503(t *testing.T) {
 	}
 }
 
-// capSink reports a nearly full queue, so a batch must be refused whole.
-type capSink struct {
-	recordingSink
-	len, max int
-}
-
-func (c *capSink) Len() int      { return c.len }
-func (c *capSink) QueueMax() int { return c.max }
-
+// TestBatchOverCapacityIsRefusedWhole goes through the real relay: a
+// producer queue with room for 2 records refuses a 3-event batch whole,
+// and one with room takes it whole. (The spool's all-or-nothing is tested
+// in package relay and against the real binary.)
 func TestBatchOverCapacityIsRefusedWhole(t *testing.T) {
-	sink := &capSink{recordingSink: recordingSink{t: t}, len: 98, max: 100}
-	s, err := New(Config{}, sink, nil, zap.NewNop())
+	k := &ackKafka{dlq: &dlqKafka{}, room: 2}
+	rel, err := relay.New(relay.Config{}, k, nil, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ctx fasthttp.RequestCtx
-	ctx.Request.Header.SetMethod("POST")
-	ctx.Request.SetRequestURI("/batch")
-	ctx.Request.SetBodyString(`[{"a":1},{"a":2},{"a":3}]`)
-	s.Handle(&ctx)
-	if ctx.Response.StatusCode() != 503 || len(sink.records) != 0 || len(ctx.Response.Header.Peek("Retry-After")) == 0 {
+	s, err := New(Config{}, rel, nil, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := func() *fasthttp.RequestCtx {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.Header.SetMethod("POST")
+		ctx.Request.SetRequestURI("/batch")
+		ctx.Request.SetBodyString(`[{"a":1},{"a":2},{"a":3}]`)
+		s.Handle(&ctx)
+		return &ctx
+	}
+	ctx := batch()
+	if ctx.Response.StatusCode() != 503 || k.records != 0 || len(ctx.Response.Header.Peek("Retry-After")) == 0 {
 		t.Fatalf("batch over capacity: %d, %d records, Retry-After %q; want 503 with Retry-After and no record",
-			ctx.Response.StatusCode(), len(sink.records), ctx.Response.Header.Peek("Retry-After"))
+			ctx.Response.StatusCode(), k.records, ctx.Response.Header.Peek("Retry-After"))
+	}
+	k.room = 3
+	if ctx := batch(); ctx.Response.StatusCode() != 200 || k.records != 3 {
+		t.Fatalf("batch with room: %d, %d records; want 200 and 3", ctx.Response.StatusCode(), k.records)
 	}
 }
 

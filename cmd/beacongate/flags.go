@@ -47,6 +47,7 @@ type options struct {
 
 	shutdownDrain   time.Duration
 	shutdownTimeout time.Duration
+	startGrace      time.Duration
 }
 
 // kvFlag is a repeatable key=value flag.
@@ -212,7 +213,8 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&o.ingest.Event.MaxEvents, "batch.max-events", event.DefaultMaxEvents, "most events in one POST /batch")
 
 	fs.DurationVar(&o.shutdownDrain, "shutdown.drain", 5*time.Second, "on SIGTERM, time between /readyz turning 503 and closing the listener, so load balancers move away")
-	fs.DurationVar(&o.shutdownTimeout, "shutdown.timeout", 15*time.Second, "on SIGTERM, longest wait for in-flight requests and then for the producer to deliver its queue")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown.timeout", 15*time.Second, "on SIGTERM, after the drain period: longest wait for in-flight requests, replaying the spool into Kafka and delivering the producer's queue (what is left goes back to the spool)")
+	fs.DurationVar(&o.startGrace, "kafka.start-grace", 5*time.Second, "after start, how long records go to the producer's queue while it connects before a Kafka that is still not ready sends them to the spool")
 	return fs
 }
 
@@ -259,6 +261,9 @@ func envName(flagName string) string {
 func (o *options) validate() error {
 	if _, err := parseLevel(o.logLevel); err != nil {
 		return err
+	}
+	if o.startGrace < 0 {
+		return fmt.Errorf("kafka.start-grace must be >= 0 (got %v)", o.startGrace)
 	}
 	if o.shutdownDrain < 0 || o.shutdownTimeout <= 0 {
 		return fmt.Errorf("shutdown.drain must be >= 0 and shutdown.timeout > 0 (got %v, %v)", o.shutdownDrain, o.shutdownTimeout)

@@ -1,84 +1,175 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"path/filepath"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/beacongate/beacongate/internal/kafka"
 	"github.com/beacongate/beacongate/internal/kafka/producer"
 	"github.com/beacongate/beacongate/internal/kafka/relay"
 	"github.com/beacongate/beacongate/internal/kafka/spool"
 )
 
 // spoolCommand is `beacongate spool inspect|replay`: look into a spool
-// left by a gateway (which must not be running on it), or replay it into a
-// given cluster and topic.
+// directory without changing it (also while a gateway runs on it), or
+// replay it into a cluster (the gateway must not be running on it).
 func spoolCommand(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || (args[0] != "inspect" && args[0] != "replay") {
-		fmt.Fprintln(stderr, "usage: beacongate spool inspect|replay -spool.dir DIR [replay: -kafka.brokers B -kafka.topic T -kafka.config k=v]")
+		fmt.Fprintln(stderr, "usage: beacongate spool inspect -spool.dir DIR [-quarantine] | replay -spool.dir DIR -kafka.brokers B [-kafka.topic T] [-kafka.config k=v]")
 		return 2
 	}
 	verb := args[0]
-	fs := flag.NewFlagSet("beacongate spool "+verb, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dir := fs.String("spool.dir", "./data/spool", "spool directory")
-	brokers := fs.String("kafka.brokers", "127.0.0.1:9092", "replay: bootstrap servers")
-	topic := fs.String("kafka.topic", "beacons", "replay: topic")
-	timeout := fs.Duration("timeout", 10*time.Minute, "replay: give up after this long")
+	flags := flag.NewFlagSet("beacongate spool "+verb, flag.ContinueOnError)
+	flags.SetOutput(stderr)
+	dir := flags.String("spool.dir", "./data/spool", "spool directory")
+	quarantine := flags.Bool("quarantine", false, "inspect: also print every quarantined record (one JSON object per line)")
+	brokers := flags.String("kafka.brokers", "127.0.0.1:9092", "replay: bootstrap servers")
+	topic := flags.String("kafka.topic", "", "replay: topic (default: the one the spool was written for); must match it")
+	timeout := flags.Duration("timeout", 10*time.Minute, "replay: give up after this long")
 	settings := kvFlag{}
-	fs.Var(settings, "kafka.config", "replay: librdkafka property key=value, repeatable")
-	if err := fs.Parse(args[1:]); err != nil {
+	flags.Var(settings, "kafka.config", "replay: librdkafka property key=value, repeatable")
+	if err := flags.Parse(args[1:]); err != nil {
 		return 2
+	}
+	if verb == "inspect" {
+		if err := inspectSpool(*dir, *quarantine, stdout); err != nil {
+			fmt.Fprintf(stderr, "beacongate spool inspect: %v\n", err)
+			return 1
+		}
+		return 0
 	}
 	log := newLogger(zap.InfoLevel)
 	defer func() { _ = log.Sync() }()
-	sp, err := spool.Open(spool.Config{Dir: *dir}, log.Named("spool"))
-	if err != nil {
-		fmt.Fprintf(stderr, "beacongate spool %s: %v\n", verb, err)
-		return 1
-	}
-	defer sp.Close()
-	if verb == "inspect" {
-		st := sp.Stats()
-		out := map[string]any{"dir": *dir, "records": st.Records, "bytes": st.Bytes, "segments": st.Segments, "corrupt_skipped": sp.Corrupt()}
-		if !st.Oldest.IsZero() {
-			out["oldest"] = st.Oldest.UTC().Format(time.RFC3339Nano)
-			out["oldest_age_seconds"] = time.Since(st.Oldest).Seconds()
-		}
-		b, _ := json.MarshalIndent(out, "", "  ")
-		fmt.Fprintln(stdout, string(b))
-		return 0
-	}
-
-	before := sp.Stats()
-	prod, err := producer.New(producer.Config{Brokers: *brokers, Topic: *topic, Settings: settings}, log.Named("producer"))
-	if err != nil {
+	if err := replaySpool(*dir, *brokers, *topic, settings, *timeout, log, stdout); err != nil {
 		fmt.Fprintf(stderr, "beacongate spool replay: %v\n", err)
-		return 1
-	}
-	defer prod.Close()
-	rel, err := relay.New(relay.Config{}, prod, sp, log.Named("relay"))
-	if err != nil {
-		fmt.Fprintf(stderr, "beacongate spool replay: %v\n", err)
-		return 1
-	}
-	prod.SetFailureHandler(rel.Keep)
-	rel.Start()
-	deadline := time.Now().Add(*timeout)
-	for rel.Spooling() && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-	}
-	rel.Stop()
-	left := prod.Flush(30 * time.Second)
-	after := sp.Stats()
-	fmt.Fprintf(stdout, "replayed %d records to %s on %s; %d left in the spool, %d undelivered\n",
-		before.Records-after.Records, *topic, *brokers, after.Records, left)
-	if after.Records > 0 || left > 0 {
 		return 1
 	}
 	return 0
+}
+
+// laneInfo is one lane in inspect's output.
+type laneInfo struct {
+	Records      int64  `json:"records"`
+	Bytes        int64  `json:"bytes"`
+	Segments     int    `json:"segments"`
+	Oldest       string `json:"oldest,omitempty"`
+	TornBytes    int64  `json:"torn_bytes,omitempty"`
+	CorruptBytes int64  `json:"corrupt_bytes,omitempty"`
+}
+
+func lane(info spool.Info) laneInfo {
+	l := laneInfo{Records: info.Records, Bytes: info.Bytes, Segments: info.Segments, TornBytes: info.TornBytes, CorruptBytes: info.CorruptBytes}
+	if !info.Oldest.IsZero() {
+		l.Oldest = info.Oldest.UTC().Format(time.RFC3339Nano)
+	}
+	return l
+}
+
+// inspectSpool prints what a spool directory holds, reading only.
+func inspectSpool(dir string, listQuarantine bool, out io.Writer) error {
+	topic, err := relay.ReadTopic(dir)
+	if err != nil {
+		return err
+	}
+	main, err := spool.Inspect(dir, nil)
+	if err != nil {
+		return err
+	}
+	kept, err := inspectLane(filepath.Join(dir, "kept"), nil)
+	if err != nil {
+		return err
+	}
+	byCode := map[string]int64{}
+	enc := json.NewEncoder(out)
+	quar, err := inspectLane(filepath.Join(dir, "quarantine"), func(key, value []byte, t time.Time) error {
+		q, err := relay.DecodeQuarantined(key, value)
+		if err != nil {
+			byCode["undecodable"]++
+			return nil
+		}
+		byCode[q.Code]++
+		if listQuarantine {
+			return enc.Encode(map[string]any{"quarantined": map[string]any{
+				"key": string(q.Key), "value_bytes": len(q.Value), "code": q.Code, "error": q.Error,
+				"topic": q.Topic, "gateway_id": q.GatewayID, "failed_at": q.FailedAt.UTC().Format(time.RFC3339Nano),
+			}})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	res := map[string]any{
+		"dir": dir, "topic": topic,
+		// Waiting to be replayed: the kept lane goes first, then the main one.
+		"records": main.Records + kept.Records, "bytes": main.Bytes + kept.Bytes,
+		"segments": main.Segments + kept.Segments, "corrupt_skipped": main.CorruptBytes + kept.CorruptBytes,
+		"main": lane(main), "kept": lane(kept),
+		"quarantine": map[string]any{"records": quar.Records, "bytes": quar.Bytes, "by_code": byCode},
+	}
+	oldest := main.Oldest
+	if kept.Records > 0 {
+		oldest = kept.Oldest
+	}
+	if !oldest.IsZero() {
+		res["oldest"] = oldest.UTC().Format(time.RFC3339Nano)
+		res["oldest_age_seconds"] = time.Since(oldest).Seconds()
+	}
+	b, _ := json.MarshalIndent(res, "", "  ")
+	_, err = fmt.Fprintln(out, string(b))
+	return err
+}
+
+// inspectLane is spool.Inspect for a lane that may not exist yet.
+func inspectLane(dir string, fn func(key, value []byte, t time.Time) error) (spool.Info, error) {
+	info, err := spool.Inspect(dir, fn)
+	if errors.Is(err, fs.ErrNotExist) {
+		return spool.Info{}, nil
+	}
+	return info, err
+}
+
+// replaySpool sends a spool's records to Kafka with the gateway's own
+// Kafka side (kept lane first, in order, failures retried, refused records
+// set aside), and reports what it did.
+func replaySpool(dir, brokers, topic string, settings kvFlag, timeout time.Duration, log *zap.Logger, out io.Writer) error {
+	if topic == "" {
+		t, err := relay.ReadTopic(dir)
+		if err != nil {
+			return err
+		}
+		if topic = t; topic == "" {
+			topic = producer.DefaultTopic
+		}
+	}
+	side, err := kafka.Open(kafka.Config{
+		Producer: producer.Config{Brokers: brokers, Topic: topic, Settings: settings},
+		Spool:    spool.Config{Dir: dir},
+	}, log)
+	if err != nil {
+		return err
+	}
+	before, _ := side.Spools.Waiting()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	// Replay replays the spool while Kafka takes records, within ctx.
+	r := side.Replay(ctx)
+	fmt.Fprintf(out, "replayed %d records to %s on %s; %d left in the spool, %d quarantined, %d lost\n",
+		before-r.Waiting, topic, brokers, r.Waiting, r.Quarantined, r.Lost)
+	if r.Lost > 0 {
+		return r.Err()
+	}
+	if r.Waiting > 0 {
+		return fmt.Errorf("%d records are still in the spool (Kafka did not take them within %v)", r.Waiting, timeout)
+	}
+	return nil
 }

@@ -37,7 +37,15 @@ type Config struct {
 	// many (tracking a record costs an allocation and a map entry in the
 	// Go client). Default 64; negative turns the measurement off.
 	LatencySampleEvery int
+	// TopicMaxBytes seeds the topic's max.message.bytes until the broker
+	// is asked (the spool remembers it across restarts), so records too
+	// large for the topic are refused also when the gateway starts while
+	// Kafka is down. 0: unknown.
+	TopicMaxBytes int
 }
+
+// DefaultTopic receives every record when Config.Topic is empty.
+const DefaultTopic = "beacons"
 
 // Defaults are the librdkafka properties the gateway sets before applying
 // Config.Settings. Each line says why.
@@ -71,6 +79,21 @@ var Defaults = map[string]string{
 	// The events channel carries delivery reports (each with its value),
 	// stats and errors, consumed by one loop: bound the memory it can hold.
 	"go.events.channel.size": "20000",
+	// librdkafka's default, stated so the gateway knows the limit it
+	// admits records against (Producer.Admit).
+	"message.max.bytes": "1000000",
+	// A connection to every broker, kept up and re-established after a
+	// failure: a broker's state then says whether its partitions can take
+	// records before any is sent there (readiness per partition, see
+	// stats.go). With sparse connections an idle leader is never
+	// reconnected, and a gateway that spools while it is down would never
+	// see it come back.
+	"enable.sparse.connections": "false",
+	// Delivery reports of successes too: the spool's cursor and
+	// acknowledged requests advance on them.
+	"go.delivery.reports": "true",
+	// librdkafka's own log lines go to the structured log (logs.go).
+	"go.logs.channel.enable": "true",
 }
 
 func (c Config) withDefaults() Config {
@@ -78,7 +101,7 @@ func (c Config) withDefaults() Config {
 		c.Brokers = "127.0.0.1:9092"
 	}
 	if c.Topic == "" {
-		c.Topic = "beacons"
+		c.Topic = DefaultTopic
 	}
 	if c.ClientID == "" {
 		c.ClientID = "beacongate"
@@ -107,16 +130,17 @@ func (c Config) Validate() error {
 	if strings.ContainsAny(c.Topic, " ,/\\") || len(c.Topic) > 249 {
 		return fmt.Errorf("producer: invalid topic name %q", c.Topic)
 	}
-	for k, v := range c.Settings {
-		switch k {
-		case "bootstrap.servers":
-			return fmt.Errorf("producer: set brokers with -kafka.brokers, not -kafka.config bootstrap.servers=%s", v)
-		case "go.produce.channel.size", "go.batch.producer":
-			return fmt.Errorf("producer: %s is not supported: the gateway needs Produce to fail fast when the queue is full", k)
-		}
+	if c.TopicMaxBytes < 0 {
+		return fmt.Errorf("producer: negative topic max.message.bytes %d", c.TopicMaxBytes)
 	}
-	if _, err := c.queueMax(); err != nil {
+	if err := checkOwned(c.Settings); err != nil {
 		return err
+	}
+	props := c.librdkafkaConfig()
+	for _, k := range []string{"queue.buffering.max.messages", "queue.buffering.max.kbytes", "message.max.bytes"} {
+		if _, err := intProp(props, k); err != nil {
+			return err
+		}
 	}
 	return c.Security.validate()
 }
@@ -141,12 +165,12 @@ func (c Config) librdkafkaConfig() map[string]string {
 	return m
 }
 
-// queueMax is the effective queue.buffering.max.messages.
-func (c Config) queueMax() (int, error) {
-	v := c.librdkafkaConfig()["queue.buffering.max.messages"]
+// intProp is a positive integer property of the effective configuration.
+func intProp(props map[string]string, key string) (int, error) {
+	v := props[key]
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 1 {
-		return 0, fmt.Errorf("producer: queue.buffering.max.messages=%q is not a positive integer", v)
+		return 0, fmt.Errorf("producer: %s=%q is not a positive integer", key, v)
 	}
 	return n, nil
 }

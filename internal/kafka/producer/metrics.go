@@ -21,10 +21,6 @@ var (
 		Name: "beacongate_kafka_records_failed_total",
 		Help: "Records librdkafka gave up on, by error code.",
 	}, []string{"code"})
-	recordsLost = promauto.NewCounter(prometheus.CounterOpts{
-		Name: "beacongate_records_lost_total",
-		Help: "Records that were acknowledged to a client but will never reach Kafka. Must stay 0.",
-	})
 	otherDelivered = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "beacongate_kafka_other_records_delivered_total",
 		Help: "Records for other topics (the dead-letter topic) acknowledged by Kafka.",
@@ -52,6 +48,10 @@ var (
 	queueCapacity = promauto.NewGauge(prometheus.GaugeOpts{
 		Name: "beacongate_kafka_queue_capacity_messages",
 		Help: "queue.buffering.max.messages: past it requests get 503.",
+	})
+	unavailablePartitions = promauto.NewGauge(prometheus.GaugeOpts{
+		Name: "beacongate_kafka_partitions_unavailable",
+		Help: "Partitions of the topic whose leader is unknown or unreachable (from statistics); above 0 the gateway spools.",
 	})
 	topicPartitions = promauto.NewGauge(prometheus.GaugeOpts{
 		Name: "beacongate_kafka_topic_partitions",

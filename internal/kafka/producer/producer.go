@@ -2,6 +2,12 @@
 // (confluent-kafka-go): asynchronous, Snappy-compressed, idempotent, with
 // a bounded queue that fails fast when full. It is the only package that
 // uses cgo, so the rest of the gateway builds, tests and fuzzes quickly.
+//
+// It keeps exact books: every record it accepted is outstanding until its
+// delivery report has been handled (delivered, kept by the failure
+// handler, or counted lost), so a shutdown can wait for the last report
+// before closing the spool, and the relay can tell the records in memory
+// from the records on disk.
 package producer
 
 import (
@@ -17,31 +23,47 @@ import (
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"go.uber.org/zap"
 
+	"github.com/beacongate/beacongate/internal/kafka/delivery"
 	"github.com/beacongate/beacongate/internal/status"
 	"github.com/beacongate/beacongate/internal/throttle"
 )
 
-// Producer is an asynchronous Kafka producer for one topic. It is safe for
-// concurrent use.
+// Producer is an asynchronous Kafka producer for one topic (and, for dead
+// letters, others). It is safe for concurrent use.
 type Producer struct {
-	p        *kafka.Producer
-	topic    string
-	queueMax int
-	highMark int
-	sample   uint64
+	p          *kafka.Producer
+	topic      string
+	queueMax   int
+	queueBytes int64
+	highMark   int
+	msgMax     int // librdkafka's message.max.bytes
+	sample     uint64
+	downAfter  time.Duration // a partition leader not UP this long is down
 
 	log      *zap.Logger
 	throttle *throttle.Logger
 
-	seq       atomic.Uint64 // records produced, for latency sampling
-	brokersUp atomic.Int32  // brokers in state UP in the last statistics
-	fatal     atomic.Pointer[kafka.Error]
-	// connErr is the last authentication or TLS error, kept for Ready's
-	// reason until a broker connection comes up (see clientError).
-	connErr atomic.Pointer[kafka.Error]
+	seq atomic.Uint64 // records produced, for latency sampling
+
+	// The books (see the package comment). outTopic counts the records of
+	// the gateway's topic among outRecords.
+	outRecords atomic.Int64
+	outBytes   atomic.Int64
+	outTopic   atomic.Int64
+	delivered  atomic.Int64
+
+	// health is the last statistics' view of the brokers (nil until the
+	// first statistics arrive); leaders is the event loop's own memory of
+	// when each broker was last UP.
+	health  atomic.Pointer[health]
+	lastUp  map[int32]time.Time
+	fatal   atomic.Pointer[kafka.Error]
+	connErr atomic.Pointer[kafka.Error] // last authentication, TLS or transport error, until a broker is UP
+	held    atomic.Pointer[held]        // a topic-level delivery failure: not ready until it expires
 	// onFailed takes records librdkafka gave up on (see SetFailureHandler).
 	onFailed atomic.Pointer[FailureHandler]
-	// topicFound and maxRecord come from discoverTopic.
+	// topicFound and maxRecord come from discoverTopic (maxRecord may be
+	// seeded from Config.TopicMaxBytes).
 	topicFound atomic.Bool
 	maxRecord  atomic.Int64
 	stop       chan struct{}
@@ -61,13 +83,16 @@ func New(cfg Config, log *zap.Logger) (*Producer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	queueMax, _ := cfg.queueMax() // validated above
+	props := cfg.librdkafkaConfig()
+	queueMax, _ := intProp(props, "queue.buffering.max.messages") // validated above
+	queueKB, _ := intProp(props, "queue.buffering.max.kbytes")
+	msgMax, _ := intProp(props, "message.max.bytes")
 	sample := uint64(0)
 	if cfg.LatencySampleEvery > 0 {
 		sample = uint64(cfg.LatencySampleEvery)
 	}
-	cm := kafka.ConfigMap{"go.logs.channel.enable": true}
-	for k, v := range cfg.librdkafkaConfig() {
+	cm := kafka.ConfigMap{}
+	for k, v := range props {
 		cm[k] = goValue(k, v)
 	}
 	kp, err := kafka.NewProducer(&cm)
@@ -75,15 +100,22 @@ func New(cfg Config, log *zap.Logger) (*Producer, error) {
 		return nil, fmt.Errorf("producer: creating librdkafka producer for %s: %w", cfg.Brokers, err)
 	}
 	p := &Producer{
-		p:        kp,
-		topic:    cfg.Topic,
-		queueMax: queueMax,
-		highMark: int(float64(queueMax) * cfg.HighWater),
-		sample:   sample,
-		log:      log,
-		throttle: throttle.New(log, 10*time.Second),
-		loopDone: make(chan struct{}),
-		stop:     make(chan struct{}),
+		p:          kp,
+		topic:      cfg.Topic,
+		queueMax:   queueMax,
+		queueBytes: int64(queueKB) << 10,
+		highMark:   int(float64(queueMax) * cfg.HighWater),
+		msgMax:     msgMax,
+		sample:     sample,
+		downAfter:  max(time.Second, 2*cfg.StatsInterval),
+		log:        log,
+		throttle:   throttle.New(log, 10*time.Second),
+		lastUp:     map[int32]time.Time{},
+		loopDone:   make(chan struct{}),
+		stop:       make(chan struct{}),
+	}
+	if cfg.TopicMaxBytes > 0 {
+		p.maxRecord.Store(int64(cfg.TopicMaxBytes))
 	}
 	queueCapacity.Set(float64(queueMax))
 	go p.eventLoop()
@@ -107,51 +139,39 @@ func goValue(key, v string) kafka.ConfigValue {
 	return v
 }
 
-// Tracker is told, from the event loop, what became of one record given
-// to ProduceTracked: nil once Kafka acknowledged it (or, for a record
-// librdkafka gave up on, once the failure handler kept it), else the
-// error. Delivered must not block.
-//
-// It is an alias of an unnamed interface type so that packages without
-// cgo (relay) can name the same type without importing this one.
-type Tracker = interface{ Delivered(err error) }
-
 // FailureHandler takes a record of the gateway's topic that librdkafka
 // gave up on (message.timeout.ms passed, a permanent error, or a purge at
-// shutdown) and returns nil if it kept it durably (the disk spool), so it
-// is not lost. It runs on the event loop: it may do disk I/O but must not
-// wait on Kafka.
-type FailureHandler func(key, value []byte, cause error) error
+// shutdown) and returns nil if it kept it safely (the spool, the
+// dead-letter topic or the quarantine), so it is not lost. It runs on the
+// event loop: it may do disk I/O but must not wait on Kafka.
+type FailureHandler func(key, value []byte, f *delivery.Failure) error
 
 // SetFailureHandler installs h; without one a failed record is lost
 // (counted in beacongate_records_lost_total and logged).
 func (p *Producer) SetFailureHandler(h FailureHandler) { p.onFailed.Store(&h) }
 
-// tracked is the opaque of a ProduceTracked record.
+// tracked is the opaque of a record whose outcome someone waits for.
 type tracked struct {
 	start time.Time
-	t     Tracker
+	t     delivery.Tracker
 }
 
-// ProduceTracked is Produce for a record whose outcome the caller waits
-// for (acknowledged mode). It costs an allocation and a map entry in the
-// Go client, so the asynchronous path does not use it.
-func (p *Producer) ProduceTracked(key, value []byte, t Tracker) error {
+// ProduceTracked is Produce for a record whose outcome t is told
+// (acknowledged mode, replay). It costs an allocation and a map entry in
+// the Go client, so the asynchronous path does not use it.
+func (p *Producer) ProduceTracked(key, value []byte, t delivery.Tracker) error {
 	return p.produce(p.topic, key, value, nil, &tracked{start: time.Now(), t: t})
 }
 
-// Header is a Kafka record header. Like Tracker it is an alias of an
-// unnamed type, so package relay can build headers without cgo.
-type Header = struct {
-	Key   string
-	Value []byte
-}
-
 // ProduceTo enqueues a record for another topic (the dead-letter topic),
-// with headers. Its failures are counted, never spooled: it is not an
-// acknowledged beacon.
-func (p *Producer) ProduceTo(topic string, key, value []byte, headers []Header) error {
-	return p.produce(topic, key, value, headers, nil)
+// with headers. t, if not nil, is told the outcome; failures are counted,
+// never spooled.
+func (p *Producer) ProduceTo(topic string, key, value []byte, headers []delivery.Header, t delivery.Tracker) error {
+	var opaque any
+	if t != nil {
+		opaque = &tracked{start: time.Now(), t: t}
+	}
+	return p.produce(topic, key, value, headers, opaque)
 }
 
 // Produce enqueues one record. librdkafka copies key and value
@@ -167,12 +187,15 @@ func (p *Producer) Produce(key, value []byte) error {
 	return p.produce(p.topic, key, value, nil, opaque)
 }
 
-func (p *Producer) produce(topic string, key, value []byte, headers []Header, opaque any) error {
+func (p *Producer) produce(topic string, key, value []byte, headers []delivery.Header, opaque any) error {
 	if len(key) == 0 {
 		key = nil
 	}
-	if err := p.checkSize(key, value); err != nil {
-		return err
+	mine := topic == p.topic
+	if mine {
+		if err := p.Admit(len(key), len(value)); err != nil {
+			return err
+		}
 	}
 	msg := kafka.Message{
 		TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
@@ -183,11 +206,18 @@ func (p *Producer) produce(topic string, key, value []byte, headers []Header, op
 	for _, h := range headers {
 		msg.Headers = append(msg.Headers, kafka.Header{Key: h.Key, Value: h.Value})
 	}
+	// Counted before Produce: the delivery report can be handled before
+	// Produce returns, and the books must never go below the truth.
+	size := int64(len(key) + len(value))
+	p.count(mine, 1, size)
 	err := p.p.Produce(&msg, nil)
 	if err == nil {
-		recordsProduced.Inc()
+		if mine {
+			recordsProduced.Inc()
+		}
 		return nil
 	}
+	p.count(mine, -1, -size)
 	var ke kafka.Error
 	if errors.As(err, &ke) {
 		switch ke.Code() {
@@ -197,7 +227,7 @@ func (p *Producer) produce(topic string, key, value []byte, headers []Header, op
 		case kafka.ErrMsgSizeTooLarge:
 			produceRejected.WithLabelValues("too_large").Inc()
 			return status.New(http.StatusRequestEntityTooLarge, "record_too_large",
-				fmt.Sprintf("record of %d bytes is larger than the producer's message.max.bytes", len(key)+len(value)))
+				fmt.Sprintf("record of %d bytes is larger than the producer's message.max.bytes %d", len(key)+len(value), p.msgMax))
 		}
 	}
 	produceRejected.WithLabelValues("other").Inc()
@@ -205,126 +235,54 @@ func (p *Producer) produce(topic string, key, value []byte, headers []Header, op
 	return status.Retry(http.StatusServiceUnavailable, "producer_error", fmt.Sprintf("producer: %v", err), time.Second)
 }
 
-// Ready reports whether the producer can take traffic: a broker connection
-// is up, the queue is below the high-water mark, and no fatal error has
-// occurred. The reason says why not.
-func (p *Producer) Ready() (ok bool, reason string) {
-	if fe := p.fatal.Load(); fe != nil {
-		return false, "fatal producer error: " + fe.Error()
+func (p *Producer) count(mine bool, n, size int64) {
+	p.outRecords.Add(n)
+	p.outBytes.Add(size)
+	if mine {
+		p.outTopic.Add(n)
 	}
-	if n := p.p.Len(); n > p.highMark {
-		return false, "producer queue above high-water mark (" + strconv.Itoa(n) + " > " + strconv.Itoa(p.highMark) + ")"
-	}
-	if p.brokersUp.Load() == 0 {
-		if ce := p.connErr.Load(); ce != nil {
-			return false, "no broker connection up: last error: " + ce.Error()
-		}
-		return false, "no broker connection up"
-	}
-	if !p.topicFound.Load() {
-		return false, "topic " + p.topic + " not found (yet)"
-	}
-	return true, ""
 }
 
-// Len is the number of records not yet delivered (or failed).
-func (p *Producer) Len() int { return p.p.Len() }
+// Outstanding is the number of records of the gateway's topic accepted
+// and not yet delivered, kept or counted lost: the records that live only
+// in this process's memory (and in replayed spool segments).
+func (p *Producer) Outstanding() int { return int(p.outTopic.Load()) }
+
+// Room is how many more records, and bytes, librdkafka's queue can take
+// now (dead letters included), by the producer's own books.
+func (p *Producer) Room() (records int, bytes int64) {
+	return p.queueMax - int(p.outRecords.Load()), p.queueBytes - p.outBytes.Load()
+}
 
 // QueueMax is the capacity of the producer queue in records.
 func (p *Producer) QueueMax() int { return p.queueMax }
 
-// Flush waits up to timeout for every queued record to be delivered or to
-// fail, and returns how many are left.
+// Len is the number of records librdkafka holds (all topics).
+func (p *Producer) Len() int { return p.p.Len() }
+
+// Delivered is the number of records Kafka acknowledged for the gateway's
+// topic since New.
+func (p *Producer) Delivered() int64 { return p.delivered.Load() }
+
+// Flush waits up to timeout for every record to be delivered, kept or
+// counted lost (its delivery report handled), and returns how many are
+// left.
 func (p *Producer) Flush(timeout time.Duration) int {
-	return p.p.Flush(int(timeout.Milliseconds()))
-}
-
-// Close closes the producer. Records still queued are lost: call Flush
-// first. They are counted in beacongate_records_lost_total and logged.
-func (p *Producer) Close() {
-	p.closeOnce.Do(func() {
-		close(p.stop)
-		if n := p.p.Len(); n > 0 {
-			recordsLost.Add(float64(n))
-			p.log.Error("closing producer with undelivered records: they are lost", zap.Int("records", n))
+	deadline := time.Now().Add(timeout)
+	for {
+		n := int(p.outRecords.Load())
+		left := time.Until(deadline)
+		if n == 0 || left <= 0 {
+			return n
 		}
-		p.p.Close()
-		<-p.loopDone
-	})
-}
-
-// eventLoop consumes delivery reports, statistics and errors. It is the
-// only reader of the events channel and must never block on anything
-// else, or librdkafka's delivery report queue backs up.
-func (p *Producer) eventLoop() {
-	defer close(p.loopDone)
-	for ev := range p.p.Events() {
-		switch e := ev.(type) {
-		case *kafka.Message:
-			p.delivered(e)
-		case *kafka.Stats:
-			p.stats(e.String())
-		case kafka.Error:
-			p.clientError(e)
+		// librdkafka's Flush returns once its own queue is empty; the
+		// last reports may still be in the Go client's channel or in
+		// delivered(), hence the loop on the producer's own books.
+		p.p.Flush(int(min(left, 100*time.Millisecond).Milliseconds()) + 1)
+		if p.p.Len() == 0 && p.outRecords.Load() > 0 {
+			time.Sleep(time.Millisecond)
 		}
 	}
-}
-
-func (p *Producer) delivered(m *kafka.Message) {
-	tr, _ := m.Opaque.(*tracked)
-	if m.TopicPartition.Topic != nil && *m.TopicPartition.Topic != p.topic {
-		p.deliveredElsewhere(m)
-		return
-	}
-	if err := m.TopicPartition.Error; err != nil {
-		code := "unknown"
-		var ke kafka.Error
-		if errors.As(err, &ke) {
-			code = ke.Code().String()
-		}
-		recordsFailed.WithLabelValues(code).Inc()
-		// librdkafka has given up on this record (message.timeout.ms, a
-		// permanent error, or a purge at shutdown). The failure handler
-		// (the spool) keeps it; without one, or if it cannot, it is lost.
-		kept := errNoFailureHandler
-		if h := p.onFailed.Load(); h != nil {
-			kept = (*h)(m.Key, m.Value, err)
-		}
-		if kept != nil {
-			recordsLost.Inc()
-			p.throttle.Error("delivery:"+code, "record delivery failed and it could not be kept: record lost",
-				zap.String("code", code), zap.Error(err), zap.NamedError("keep_error", kept))
-		} else {
-			p.throttle.Warn("delivery:"+code, "record delivery failed; kept by the failure handler (spooled)",
-				zap.String("code", code), zap.Error(err))
-		}
-		if tr != nil {
-			tr.t.Delivered(kept)
-		}
-		return
-	}
-	recordsDelivered.Inc()
-	switch o := m.Opaque.(type) {
-	case time.Time:
-		deliveryLatency.Observe(time.Since(o).Seconds())
-	case *tracked:
-		deliveryLatency.Observe(time.Since(o.start).Seconds())
-		o.t.Delivered(nil)
-	}
-}
-
-var errNoFailureHandler = errors.New("no failure handler (spool) configured")
-
-// deliveredElsewhere counts the outcome of a record for another topic
-// (the dead-letter topic).
-func (p *Producer) deliveredElsewhere(m *kafka.Message) {
-	if err := m.TopicPartition.Error; err != nil {
-		otherFailed.WithLabelValues(*m.TopicPartition.Topic).Inc()
-		p.throttle.Error("delivery-other:"+*m.TopicPartition.Topic, "record for another topic (dead letters) failed",
-			zap.String("topic", *m.TopicPartition.Topic), zap.Error(err))
-		return
-	}
-	otherDelivered.WithLabelValues(*m.TopicPartition.Topic).Inc()
 }
 
 // Purge takes every record still queued or in flight out of librdkafka
@@ -337,7 +295,135 @@ func (p *Producer) Purge(timeout time.Duration) int {
 	if err := p.p.Purge(kafka.PurgeQueue | kafka.PurgeInFlight | kafka.PurgeNonBlocking); err != nil {
 		p.log.Error("purging the producer queue failed", zap.Error(err))
 	}
-	return p.p.Flush(int(timeout.Milliseconds()))
+	return p.Flush(timeout)
+}
+
+// Close closes the producer and returns how many records of the gateway's
+// topic it still held: they are lost (counted in
+// beacongate_records_lost_total and logged). Call Flush, and Purge with a
+// failure handler, first.
+func (p *Producer) Close() (lost int) {
+	p.closeOnce.Do(func() {
+		close(p.stop)
+		// Reports that arrive while librdkafka shuts down are still
+		// handled by the event loop; what is left in the books after it
+		// ended never got one.
+		p.p.Close()
+		<-p.loopDone
+		if n := p.outTopic.Load(); n > 0 {
+			lost = int(n)
+			delivery.CountLost(lost)
+			p.log.Error("closed the producer with undelivered records: they are lost", zap.Int64("records", n))
+		}
+	})
+	return lost
+}
+
+// eventLoop consumes delivery reports, statistics and errors. It is the
+// only reader of the events channel and must never block on anything
+// else, or librdkafka's delivery report queue backs up.
+func (p *Producer) eventLoop() {
+	defer close(p.loopDone)
+	for ev := range p.p.Events() {
+		switch e := ev.(type) {
+		case *kafka.Message:
+			p.report(e)
+		case *kafka.Stats:
+			p.stats(e.String())
+		case kafka.Error:
+			p.clientError(e)
+		}
+	}
+}
+
+// report handles one delivery report; the record leaves the books only
+// once its outcome has been handed on.
+func (p *Producer) report(m *kafka.Message) {
+	mine := m.TopicPartition.Topic == nil || *m.TopicPartition.Topic == p.topic
+	defer p.count(mine, -1, -int64(len(m.Key)+len(m.Value)))
+	tr, _ := m.Opaque.(*tracked)
+	if !mine {
+		p.deliveredElsewhere(m, tr)
+		return
+	}
+	if err := m.TopicPartition.Error; err != nil {
+		p.failed(m, tr, err)
+		return
+	}
+	p.delivered.Add(1)
+	recordsDelivered.Inc()
+	if p.held.Load() != nil {
+		p.held.Store(nil) // the topic takes records again
+	}
+	switch o := m.Opaque.(type) {
+	case time.Time:
+		deliveryLatency.Observe(time.Since(o).Seconds())
+	case *tracked:
+		deliveryLatency.Observe(time.Since(o.start).Seconds())
+		o.t.Delivered(nil)
+	}
+}
+
+// failed routes a record librdkafka gave up on: to its tracker when that
+// owns failures (the replayer), else to the failure handler, which keeps
+// a retriable one in the spool and sends a permanent one to the
+// dead-letter topic or the quarantine. Without a handler, or if it cannot
+// keep the record, the record is lost, counted and logged.
+func (p *Producer) failed(m *kafka.Message, tr *tracked, err error) {
+	f := classify(err)
+	recordsFailed.WithLabelValues(f.Err.(kafka.Error).Code().String()).Inc()
+	p.noteTopicLevel(f)
+	if tr != nil {
+		if owner, ok := tr.t.(delivery.FailureOwner); ok {
+			owner.Failed(m.Key, m.Value, f)
+			return
+		}
+	}
+	kept := errNoFailureHandler
+	if h := p.onFailed.Load(); h != nil {
+		kept = (*h)(m.Key, m.Value, f)
+	}
+	if kept != nil {
+		delivery.CountLost(1)
+		p.throttle.Error("delivery:"+f.Code, "record delivery failed and it could not be kept: record lost",
+			zap.String("code", f.Code), zap.Stringer("class", f.Class), zap.Error(err), zap.NamedError("keep_error", kept))
+	} else {
+		p.throttle.Warn("delivery:"+f.Code, "record delivery failed; kept by the failure handler",
+			zap.String("code", f.Code), zap.Stringer("class", f.Class), zap.Error(err))
+	}
+	if tr != nil {
+		switch {
+		case kept != nil:
+			tr.t.Delivered(kept)
+		case f.Class == delivery.Permanent:
+			tr.t.Delivered(f) // dead-lettered or quarantined: the request learns why
+		default:
+			tr.t.Delivered(nil) // kept in the spool: the waiter syncs it
+		}
+	}
+}
+
+var errNoFailureHandler = errors.New("no failure handler (spool) configured")
+
+// deliveredElsewhere counts the outcome of a record for another topic
+// (the dead-letter topic) and tells its tracker.
+func (p *Producer) deliveredElsewhere(m *kafka.Message, tr *tracked) {
+	topic := *m.TopicPartition.Topic
+	err := m.TopicPartition.Error
+	if err != nil {
+		otherFailed.WithLabelValues(topic).Inc()
+		p.throttle.Error("delivery-other:"+topic, "record for another topic (dead letters) failed",
+			zap.String("topic", topic), zap.Error(err))
+	} else {
+		otherDelivered.WithLabelValues(topic).Inc()
+	}
+	if tr != nil {
+		if err != nil {
+			tr.t.Delivered(classify(err))
+		} else {
+			tr.t.Delivered(nil)
+		}
+	}
 }
 
 func (p *Producer) clientError(e kafka.Error) {
@@ -353,7 +439,9 @@ func (p *Producer) clientError(e kafka.Error) {
 	switch e.Code() {
 	case kafka.ErrAllBrokersDown:
 		// Not kept for Ready: it follows the error that says why.
-		p.brokersUp.Store(0)
+		if h := p.health.Load(); h != nil && h.up > 0 {
+			p.health.Store(&health{up: 0})
+		}
 	case kafka.ErrAuthentication, kafka.ErrSsl:
 		// Wrong credentials or an untrusted certificate: librdkafka keeps
 		// reconnecting (with backoff) and the operator needs the cause, not

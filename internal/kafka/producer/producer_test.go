@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/beacongate/beacongate/internal/kafka/delivery"
 	"github.com/beacongate/beacongate/internal/kafka/embedded"
 	"github.com/beacongate/beacongate/internal/kafka/producer"
 	"github.com/beacongate/beacongate/internal/status"
@@ -179,6 +180,20 @@ func TestConfigValidate(t *testing.T) {
 		{Topic: "has space"},
 		{Settings: map[string]string{"bootstrap.servers": "x:1"}},
 		{Settings: map[string]string{"queue.buffering.max.messages": "lots"}},
+		// Properties the guarantees rest on (owned.go).
+		{Settings: map[string]string{"delivery.report.only.error": "true"}},
+		{Settings: map[string]string{"enable.idempotence": "false"}},
+		{Settings: map[string]string{"acks": "1"}},
+		{Settings: map[string]string{"request.required.acks": "0"}},
+		{Settings: map[string]string{"max.in.flight.requests.per.connection": "6"}},
+		{Settings: map[string]string{"retries": "0"}},
+		{Settings: map[string]string{"message.timeout.ms": "10"}},
+		{Settings: map[string]string{"go.delivery.reports": "false"}},
+		{Settings: map[string]string{"go.delivery.report.fields": "key"}},
+		{Settings: map[string]string{"partitioner": "random"}},
+		{Settings: map[string]string{"statistics.interval.ms": "0"}},
+		{Settings: map[string]string{"transactional.id": "x"}},
+		{Settings: map[string]string{"queuing.strategy": "lifo"}},
 	}
 	for _, c := range bad {
 		if err := c.Validate(); err == nil {
@@ -187,6 +202,15 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if err := (producer.Config{}).Validate(); err != nil {
 		t.Fatalf("zero Config must be valid: %v", err)
+	}
+	good := map[string]string{"linger.ms": "10", "acks": "all", "message.timeout.ms": "0", "delivery.timeout.ms": "30000",
+		"go.delivery.report.fields": "all", "partitioner": "murmur2", "compression.type": "zstd", "retries": "10"}
+	if err := (producer.Config{Settings: good}).Validate(); err != nil {
+		t.Fatalf("tuning that keeps the guarantees must be valid: %v", err)
+	}
+	err := (producer.Config{Settings: map[string]string{"delivery.report.only.error": "true"}}).Validate()
+	if err == nil || !strings.Contains(err.Error(), "delivery.report.only.error=true is not allowed") {
+		t.Fatalf("the refusal must name the property and value: %v", err)
 	}
 }
 
@@ -262,7 +286,10 @@ func TestPurgeHandsRecordsToFailureHandler(t *testing.T) {
 	defer p.Close()
 	var mu sync.Mutex
 	var kept []keptRecord
-	p.SetFailureHandler(func(key, value []byte, cause error) error {
+	p.SetFailureHandler(func(key, value []byte, f *delivery.Failure) error {
+		if f.Class != delivery.Retriable || f.Code != "_PURGE_QUEUE" {
+			t.Errorf("purged record classified %s %s, want retriable _PURGE_QUEUE", f.Code, f.Class)
+		}
 		mu.Lock()
 		defer mu.Unlock()
 		kept = append(kept, keptRecord{string(key), string(value)})
@@ -326,7 +353,7 @@ func TestTrackedAndDeadLetter(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("tracked record never acknowledged")
 	}
-	if err := p.ProduceTo("beacons-dlq", nil, []byte("{bad json"), []producer.Header{{Key: "reason", Value: []byte("invalid_json")}}); err != nil {
+	if err := p.ProduceTo("beacons-dlq", nil, []byte("{bad json"), []delivery.Header{{Key: "reason", Value: []byte("invalid_json")}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if left := p.Flush(10 * time.Second); left != 0 {

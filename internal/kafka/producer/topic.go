@@ -91,14 +91,25 @@ func (p *Producer) topicMaxBytes() int {
 	return n
 }
 
-// checkSize refuses a record the topic would refuse, before the client is
-// told it was accepted.
-func (p *Producer) checkSize(key, value []byte) error {
-	limit := p.maxRecord.Load()
-	if limit <= 0 || int64(len(key)+len(value)+recordOverhead) <= limit {
-		return nil
+// Admit refuses (413) a record Kafka could never take: larger than
+// librdkafka's message.max.bytes or the topic's max.message.bytes (as last
+// read from the broker, or as remembered from an earlier run), minus the
+// batch overhead. The relay asks it before a record goes anywhere, Kafka
+// or the spool, so a record that would be refused at replay is refused
+// while the client is still there to hear it.
+func (p *Producer) Admit(keyLen, valueLen int) error {
+	size := int64(keyLen + valueLen + recordOverhead)
+	if size <= int64(p.msgMax) {
+		if limit := p.maxRecord.Load(); limit <= 0 || size <= limit {
+			return nil
+		}
 	}
 	produceRejected.WithLabelValues("too_large").Inc()
-	return status.New(http.StatusRequestEntityTooLarge, "record_too_large", fmt.Sprintf("record of %d bytes (key %d, value %d) exceeds topic %s max.message.bytes %d minus %d bytes of batch overhead",
-		len(key)+len(value), len(key), len(value), p.topic, limit, recordOverhead))
+	return status.New(http.StatusRequestEntityTooLarge, "record_too_large", fmt.Sprintf(
+		"record of %d bytes (key %d, value %d) exceeds what Kafka takes: message.max.bytes %d, topic %s max.message.bytes %d (0: not known yet), minus %d bytes of batch overhead",
+		keyLen+valueLen, keyLen, valueLen, p.msgMax, p.topic, p.maxRecord.Load(), recordOverhead))
 }
+
+// TopicMaxBytes is the topic's max.message.bytes as last read from the
+// broker (or seeded from Config.TopicMaxBytes); 0 if never known.
+func (p *Producer) TopicMaxBytes() int { return int(p.maxRecord.Load()) }
