@@ -106,6 +106,14 @@ func (s *syncBuffer) String() string {
 
 func startGateway(t *testing.T, args ...string) *gateway {
 	t.Helper()
+	g := launchGateway(t, args...)
+	g.waitHTTP(t, "/readyz")
+	return g
+}
+
+// launchGateway starts the binary and returns at once, before it listens.
+func launchGateway(t *testing.T, args ...string) *gateway {
+	t.Helper()
 	g := &gateway{http: freeAddr(t), admin: freeAddr(t), logs: &syncBuffer{}, done: make(chan error, 1)}
 	// Each gateway gets its own spool; a -spool.dir in args comes later and wins.
 	args = append([]string{"-http.listen", g.http, "-admin.listen", g.admin, "-shutdown.drain", "0s", "-spool.dir", t.TempDir()}, args...)
@@ -122,19 +130,25 @@ func startGateway(t *testing.T, args ...string) *gateway {
 			t.Logf("gateway logs:\n%s", g.logs.String())
 		}
 	})
+	return g
+}
+
+// waitHTTP waits up to 30 s for path (/readyz, /healthz) to answer 200.
+func (g *gateway) waitHTTP(t *testing.T, path string) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get("http://" + g.http + "/readyz")
+		resp, err := http.Get("http://" + g.http + path)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return g
+				return
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("gateway not ready within 30s (last: %v)\n%s", err, g.logs.String())
+			t.Fatalf("gateway %s not 200 within 30s (last: %v)\n%s", path, err, g.logs.String())
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -67,14 +67,27 @@ func (l *cutListener) setDown(down bool) {
 // faultBroker is an in-process kfake broker behind a cutListener.
 func faultBroker(t *testing.T, topic string, opts ...kfake.Opt) (*kfake.Cluster, *cutListener) {
 	t.Helper()
-	var cl *cutListener
-	opts = append(opts, kfake.NumBrokers(1), kfake.SeedTopics(16, topic),
+	c, cuts := faultCluster(t, 1, topic, opts...)
+	return c, cuts[0]
+}
+
+// faultCluster is an in-process kfake cluster of n brokers, each behind
+// its own cutListener (cuts[i] is node i), with topic seeded with 16
+// partitions.
+func faultCluster(t *testing.T, n int, topic string, opts ...kfake.Opt) (*kfake.Cluster, []*cutListener) {
+	t.Helper()
+	var mu sync.Mutex
+	var cuts []*cutListener
+	opts = append(opts, kfake.NumBrokers(n), kfake.SeedTopics(16, topic),
 		kfake.ListenFn(func(network, addr string) (net.Listener, error) {
 			ln, err := net.Listen(network, addr)
 			if err != nil {
 				return nil, err
 			}
-			cl = &cutListener{Listener: ln, conns: map[net.Conn]struct{}{}}
+			cl := &cutListener{Listener: ln, conns: map[net.Conn]struct{}{}}
+			mu.Lock()
+			cuts = append(cuts, cl)
+			mu.Unlock()
 			return cl, nil
 		}))
 	c, err := kfake.NewCluster(opts...)
@@ -82,7 +95,83 @@ func faultBroker(t *testing.T, topic string, opts ...kfake.Opt) (*kfake.Cluster,
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	return c, cl
+	return c, cuts
+}
+
+// exit waits up to timeout for the gateway to exit by itself (a refused
+// start) and returns its exit code.
+func (g *gateway) exit(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	select {
+	case <-g.done:
+		g.done <- nil // for Cleanup
+		return g.cmd.ProcessState.ExitCode()
+	case <-time.After(timeout):
+		t.Fatalf("gateway still running after %v\n%s", timeout, g.logs.String())
+	}
+	return -1
+}
+
+// logLine returns the last structured log line whose message is msg, or
+// nil.
+func (g *gateway) logLine(msg string) map[string]any {
+	var found map[string]any
+	for _, line := range strings.Split(g.logs.String(), "\n") {
+		if !strings.Contains(line, msg) {
+			continue
+		}
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == msg {
+			found = m
+		}
+	}
+	return found
+}
+
+// finalLine is the "shutdown complete" line: what became of the records.
+type finalLine struct {
+	Delivered, LeftInSpool, Quarantined, Lost int64
+}
+
+func (g *gateway) finalLine(t *testing.T) finalLine {
+	t.Helper()
+	m := g.logLine("shutdown complete")
+	if m == nil {
+		t.Fatalf("no \"shutdown complete\" line in the log:\n%s", g.logs.String())
+	}
+	n := func(k string) int64 {
+		v, ok := m[k].(float64)
+		if !ok {
+			t.Fatalf("shutdown complete line without %s: %v", k, m)
+		}
+		return int64(v)
+	}
+	return finalLine{n("records_delivered"), n("records_left_in_spool"), n("records_quarantined"), n("records_lost")}
+}
+
+// spoolState is what `beacongate spool inspect` prints (read-only).
+type spoolState struct {
+	Topic      string
+	Records    int64
+	Bytes      int64
+	Kept       struct{ Records int64 }
+	Quarantine struct {
+		Records int64
+		ByCode  map[string]int64 `json:"by_code"`
+	}
+}
+
+func inspectSpoolDir(t *testing.T, dir string) spoolState {
+	t.Helper()
+	out, err := exec.Command(gatewayBinary(t), "spool", "inspect", "-spool.dir", dir).Output()
+	if err != nil {
+		t.Fatalf("spool inspect: %v\n%s", err, out)
+	}
+	var st spoolState
+	if err := json.Unmarshal(out, &st); err != nil {
+		t.Fatalf("spool inspect output %q: %v", out, err)
+	}
+	return st
 }
 
 // loadResult is what a load saw from the client side.
@@ -273,20 +362,13 @@ func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() boo
 // are safe, not lost. It returns how many there were.
 func replayLeftovers(t *testing.T, dir, brokers string) int {
 	t.Helper()
-	out, err := exec.Command(gatewayBinary(t), "spool", "inspect", "-spool.dir", dir).Output()
-	if err != nil {
-		t.Fatalf("spool inspect: %v\n%s", err, out)
-	}
-	var st struct{ Records int }
-	if err := json.Unmarshal(out, &st); err != nil {
-		t.Fatalf("spool inspect output %q: %v", out, err)
-	}
+	st := inspectSpoolDir(t, dir)
 	if st.Records == 0 {
 		return 0
 	}
-	out, err = exec.Command(gatewayBinary(t), "spool", "replay", "-spool.dir", dir, "-kafka.brokers", brokers, "-timeout", "2m").CombinedOutput()
+	out, err := exec.Command(gatewayBinary(t), "spool", "replay", "-spool.dir", dir, "-kafka.brokers", brokers, "-timeout", "2m").CombinedOutput()
 	if err != nil {
 		t.Fatalf("spool replay of %d leftover records: %v\n%s", st.Records, err, out)
 	}
-	return st.Records
+	return int(st.Records)
 }
