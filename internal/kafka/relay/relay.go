@@ -359,7 +359,9 @@ func (r *Relay) ProduceBatch(recs []delivery.Record, a *delivery.Ack) (int, erro
 		size += int64(len(rec.Key) + len(rec.Value))
 	}
 	if r.sp == nil {
-		if n, _ := r.kafka.Room(); n < len(recs) {
+		// The last tenth of the queue is kept for single records, so that
+		// concurrent requests filling it cannot cut a batch in two.
+		if !r.roomFor(len(recs), size) {
 			return 0, errBatchNoRoom
 		}
 		for i, rec := range recs {
