@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -386,46 +387,58 @@ func TestKeepWithoutSpool(t *testing.T) {
 	}
 }
 
-// TestOrderUnderFlapping: users send sequentially while Kafka flaps; every
-// user's records reach Kafka complete and in order.
+// TestOrderUnderFlapping: users send sequentially while Kafka goes away
+// and comes back, again and again; every user's records reach Kafka
+// complete and in order, across switches both ways (direct → spooled when
+// Kafka goes away, spooled → direct once the replayer drained the spool).
 func TestOrderUnderFlapping(t *testing.T) {
 	k := newFake(t)
 	k.setUp(true)
-	r, _ := newRelay(t, k, relayOpts{maxBytes: 16 << 20})
+	r, _ := newRelay(t, k, relayOpts{maxBytes: 16 << 20, cfg: Config{ReplayBatch: 1000}})
+	spooled0, replayed0, episodes0 := testutil.ToFloat64(spooledTotal), testutil.ToFloat64(replayedTotal), testutil.ToFloat64(spoolEpisodes)
+	const users, cycles, most = 8, 5, 20000
+	var total atomic.Int64
 	stop := make(chan struct{})
-	var flaps sync.WaitGroup
-	flaps.Add(1)
-	go func() {
-		defer flaps.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(3 * time.Millisecond):
-				k.setUp(!k.up.Load())
-			}
-		}
-	}()
-	const users, each = 8, 300
 	var wg sync.WaitGroup
 	for u := 0; u < users; u++ {
 		wg.Add(1)
 		go func(u int) {
 			defer wg.Done()
-			for i := 0; i < each; i++ {
+			for i := 0; i < most; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
 				if err := r.Produce([]byte(fmt.Sprint("u", u)), []byte(strconv.Itoa(i))); err != nil {
 					t.Errorf("produce: %v", err)
 					return
 				}
+				total.Add(1)
+				// Paced, so the replayer can catch up while Kafka is up.
+				time.Sleep(500 * time.Microsecond)
 			}
 		}(u)
 	}
-	wg.Wait()
+	for c := 0; c < cycles; c++ {
+		k.setUp(false)
+		waitFor(t, "spooling", r.Spooling)
+		time.Sleep(10 * time.Millisecond) // records pile up in the spool
+		k.setUp(true)
+		waitFor(t, "direct again", func() bool { return !r.Spooling() })
+		time.Sleep(10 * time.Millisecond) // records go direct
+	}
 	close(stop)
-	flaps.Wait()
-	k.setUp(true)
-	waitFor(t, "the final drain", func() bool { return !r.Spooling() && len(k.records()) == users*each })
+	wg.Wait()
+	n := int(total.Load())
+	waitFor(t, "the final drain", func() bool { return !r.Spooling() && len(k.records()) == n })
 	checkOrder(t, k.records())
+	spooled, replayed := testutil.ToFloat64(spooledTotal)-spooled0, testutil.ToFloat64(replayedTotal)-replayed0
+	episodes := testutil.ToFloat64(spoolEpisodes) - episodes0
+	t.Logf("%d records, %v through the spool, %v replayed, %v switches from direct to spooled", n, spooled, replayed, episodes)
+	if spooled == 0 || replayed != spooled || episodes < cycles {
+		t.Fatalf("spooled %v, replayed %v, %v spooling episodes: want records through the spool in %d episodes", spooled, replayed, episodes, cycles)
+	}
 }
 
 // TestStateFileCountedOnce: a previous process's in-memory count is
