@@ -3,10 +3,11 @@ package bench
 import (
 	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/beacongate/beacongate/internal/kafkatest"
 )
 
 // TestMain lets the test binary play the harness's child processes (the
@@ -18,21 +19,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// gatewayBinary builds the real gateway (cgo, librdkafka) once, as the
-// end-to-end tests of cmd/beacongate do, so the two share the build
-// cache.
-func gatewayBinary(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "beacongate")
-	start := time.Now()
-	out, err := exec.Command("go", "build", "-o", bin, "github.com/beacongate/beacongate/cmd/beacongate").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build of the gateway: %v\n%s", err, out)
-	}
-	t.Logf("gateway built in %v", time.Since(start).Round(time.Millisecond))
-	return bin
-}
-
 // TestSpawnedGatewayLosesNothing runs what `make bench` runs, tiny: the
 // baseline, then the real gateway binary with a broker, a mixed load,
 // the read-back; nothing may be lost, duplicated or reordered, and the
@@ -41,7 +27,7 @@ func TestSpawnedGatewayLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the gateway")
 	}
-	bin := gatewayBinary(t)
+	bin := kafkatest.GatewayBinary(t)
 	dir := t.TempDir()
 	var out, log bytes.Buffer
 	start := time.Now()

@@ -7,6 +7,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
+
+	"github.com/beacongate/beacongate/internal/kafkatest"
 )
 
 // TestDataDirSurvivesRestart: `make run` keeps its records across runs.
@@ -41,17 +43,8 @@ func TestDataDirSurvivesRestart(t *testing.T) {
 	if b.Cluster().TopicInfo("other") == nil {
 		t.Fatalf("topic added on restart was not created")
 	}
-	cl, err = kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.ConsumeTopics("beacons"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	n := 0
-	for n < 10 && ctx.Err() == nil {
-		n += len(cl.PollFetches(ctx).Records())
-	}
-	if n != 10 {
-		t.Fatalf("read %d records after restart, want 10", n)
+	if recs := kafkatest.Consume(t, b.Addr(), "beacons", 10, 20*time.Second); len(recs) != 10 {
+		t.Fatalf("read %d records after restart, want 10", len(recs))
 	}
 }
 

@@ -2,7 +2,6 @@ package producer_test
 
 import (
 	"errors"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -16,81 +15,20 @@ import (
 
 	"github.com/beacongate/beacongate/internal/kafka/delivery"
 	"github.com/beacongate/beacongate/internal/kafka/producer"
+	"github.com/beacongate/beacongate/internal/kafkatest"
 	"github.com/beacongate/beacongate/internal/status"
 )
 
-// cutListener takes one broker off the network while the cluster keeps
-// its state (and keeps naming it as the leader of its partitions).
-type cutListener struct {
-	net.Listener
-	mu    sync.Mutex
-	down  bool
-	conns map[net.Conn]struct{}
-}
-
-func (l *cutListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		l.mu.Lock()
-		if l.down {
-			l.mu.Unlock()
-			c.Close()
-			continue
-		}
-		l.conns[c] = struct{}{}
-		l.mu.Unlock()
-		return c, nil
-	}
-}
-
-func (l *cutListener) setDown(down bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.down = down
-	if down {
-		for c := range l.conns {
-			c.Close()
-		}
-		clear(l.conns)
-	}
-}
-
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	kafkatest.WaitFor(t, what, 20*time.Second, cond)
 }
 
 // TestPartitionLeaderDown: with one broker of three off the network, the
 // producer is not ready and names the partitions and the broker, although
 // two brokers are up; it is ready again when the broker returns.
 func TestPartitionLeaderDown(t *testing.T) {
-	var lns []*cutListener
-	var mu sync.Mutex
-	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(6, "beacons"),
-		kfake.ListenFn(func(network, addr string) (net.Listener, error) {
-			ln, err := net.Listen(network, addr)
-			if err != nil {
-				return nil, err
-			}
-			cl := &cutListener{Listener: ln, conns: map[net.Conn]struct{}{}}
-			mu.Lock()
-			lns = append(lns, cl)
-			mu.Unlock()
-			return cl, nil
-		}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, lns := kafkatest.Cluster(t, 3, kfake.SeedTopics(6, "beacons"))
 	// Cut a broker that leads a partition (kfake spreads leaders, but
 	// not necessarily over all three).
 	victim := c.LeaderFor("beacons", 0)
@@ -109,7 +47,7 @@ func TestPartitionLeaderDown(t *testing.T) {
 	if left := p.Flush(10 * time.Second); left != 0 {
 		t.Fatalf("%d left", left)
 	}
-	lns[victim].setDown(true)
+	lns[victim].SetDown(true)
 	var reason string
 	waitFor(t, "not ready with a leader down", func() bool {
 		var ok bool
@@ -120,7 +58,7 @@ func TestPartitionLeaderDown(t *testing.T) {
 		t.Fatalf("reason %q, want the unavailable partitions named", reason)
 	}
 	t.Logf("broker %d cut: %s", victim, reason)
-	lns[victim].setDown(false)
+	lns[victim].SetDown(false)
 	deadline := time.Now().Add(20 * time.Second)
 	for ok := false; !ok; ok, reason = p.Ready() {
 		if time.Now().After(deadline) {

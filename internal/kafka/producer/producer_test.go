@@ -1,7 +1,6 @@
 package producer_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -11,13 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/beacongate/beacongate/internal/kafka/delivery"
 	"github.com/beacongate/beacongate/internal/kafka/embedded"
 	"github.com/beacongate/beacongate/internal/kafka/producer"
+	"github.com/beacongate/beacongate/internal/kafkatest"
 	"github.com/beacongate/beacongate/internal/status"
 	"github.com/beacongate/beacongate/shard"
 )
@@ -32,29 +31,6 @@ func startBroker(t testing.TB, topic string) *embedded.Broker {
 	}
 	t.Cleanup(b.Close)
 	return b
-}
-
-// consume reads n records from topic with franz-go, an independent client.
-func consume(t *testing.T, addr, topic string, n int) []*kgo.Record {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var recs []*kgo.Record
-	for len(recs) < n {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("consumed %d records of %d before the deadline", len(recs), n)
-		}
-		fs.EachError(func(tp string, p int32, err error) { t.Logf("fetch %s/%d: %v", tp, p, err) })
-		recs = append(recs, fs.Records()...)
-	}
-	return recs
 }
 
 func TestProduceDeliversKeyedOrderedSnappy(t *testing.T) {
@@ -77,7 +53,7 @@ func TestProduceDeliversKeyedOrderedSnappy(t *testing.T) {
 		t.Fatalf("%d records left after flush", left)
 	}
 
-	recs := consume(t, b.Addr(), topic, n)
+	recs := kafkatest.Consume(t, b.Addr(), topic, n, 30*time.Second)
 	if len(recs) != n {
 		t.Fatalf("consumed %d records, want exactly %d", len(recs), n)
 	}
@@ -359,7 +335,7 @@ func TestTrackedAndDeadLetter(t *testing.T) {
 	if left := p.Flush(10 * time.Second); left != 0 {
 		t.Fatalf("%d left", left)
 	}
-	recs := consume(t, b.Addr(), "beacons-dlq", 1)
+	recs := kafkatest.Consume(t, b.Addr(), "beacons-dlq", 1, 30*time.Second)
 	if string(recs[0].Value) != "{bad json" || len(recs[0].Headers) != 1 || recs[0].Headers[0].Key != "reason" ||
 		string(recs[0].Headers[0].Value) != "invalid_json" {
 		t.Fatalf("dead letter %q headers %v", recs[0].Value, recs[0].Headers)

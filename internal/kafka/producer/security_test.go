@@ -1,7 +1,6 @@
 package producer_test
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -31,6 +30,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/beacongate/beacongate/internal/kafka/producer"
+	"github.com/beacongate/beacongate/internal/kafkatest"
 )
 
 // pki is a throw-away PKI in a test's temporary directory: a CA, a server
@@ -237,7 +237,7 @@ func TestSecureProduceDelivers(t *testing.T) {
 			if tc.sasl != nil {
 				opts = append(opts, kgo.SASL(tc.sasl))
 			}
-			recs := consumeWith(t, addr, "beacons", n, opts...)
+			recs := kafkatest.Consume(t, addr, "beacons", n, 20*time.Second, opts...)
 			seen := map[string]bool{}
 			for _, r := range recs {
 				seen[string(r.Value)] = true
@@ -249,30 +249,6 @@ func TestSecureProduceDelivers(t *testing.T) {
 			}
 		})
 	}
-}
-
-// consumeWith reads n records with franz-go configured with opts (TLS,
-// SASL).
-func consumeWith(t *testing.T, addr, topic string, n int, opts ...kgo.Opt) []*kgo.Record {
-	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	var recs []*kgo.Record
-	for len(recs) < n {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("consumed %d records of %d before the deadline", len(recs), n)
-		}
-		fs.EachError(func(tp string, p int32, err error) { t.Logf("fetch %s/%d: %v", tp, p, err) })
-		recs = append(recs, fs.Records()...)
-	}
-	return recs
 }
 
 // TestWrongPasswordIsNotReady: wrong credentials must leave the producer
