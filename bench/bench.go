@@ -1,5 +1,5 @@
-// Package bench is the load-test harness behind beacongate-bench (issue
-// #3): it tells a team how many gateways their traffic needs, and whether
+// Package bench is the load-test harness behind beacongate-bench
+// (docs/performance.md): it tells a team how many gateways their traffic needs, and whether
 // the gateway lost anything on the way.
 //
 // A run drives the gateway with traffic like a real front's (a mix of

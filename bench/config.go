@@ -82,10 +82,10 @@ type Config struct {
 	// Requests bounds each phase's request count; 0: Duration only.
 	Requests int64
 	// Preset fills Mix, EventBytes and BatchEvents where they are zero:
-	// "0.8kb" (default; seed report 003: ~0.8 KB browser beacons: 60%
+	// "0.8kb" (default; ~0.8 KB browser beacons: 60%
 	// pixels, 30% sendBeacon, 10% batches), "pixel" (the same events,
-	// pixels only: the headline figure of `make bench`) or "2kb" (seed
-	// report 001: ~2 KB events from servers, all in batches of 20).
+	// pixels only: the headline figure of `make bench`) or "2kb" (~2 KB
+	// events from servers, all in batches of 20).
 	Preset string
 	// Mix is the share of each request kind (by request, not by event).
 	// Zero: the preset's.
@@ -174,14 +174,14 @@ type preset struct {
 }
 
 var presets = map[string]preset{
-	// Seed report 003: 200K beacons/s of ~0.8 KB from browsers: mostly
-	// pixels and sendBeacon, some SDK batches.
+	// Browser traffic: ~0.8 KB beacons, mostly pixels and sendBeacon, some
+	// SDK batches.
 	"0.8kb": {mix: Mix{Pixel: 60, Beacon: 30, Batch: 10}, eventBytes: 800, batchEvents: 20},
 	// The headline figure: the same ~0.8 KB events, tracking pixels only,
 	// the cheapest request a front sends and the one whose rate bounds a
 	// fleet.
 	"pixel": {mix: Mix{Pixel: 100}, eventBytes: 800, batchEvents: 20},
-	// Seed report 001: 12K-65K events/s of ~2 KB, batched by servers.
+	// Server traffic: ~2 KB events, batched by servers.
 	"2kb": {mix: Mix{Batch: 100}, eventBytes: 2048, batchEvents: 20},
 }
 

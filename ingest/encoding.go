@@ -11,7 +11,7 @@ import (
 	"github.com/beacongate/beacongate/internal/status"
 )
 
-// Compressed bodies (#6): Content-Encoding gzip (or x-gzip) and deflate
+// Compressed bodies (docs/security.md): Content-Encoding gzip (or x-gzip) and deflate
 // are inflated into the request's scratch buffer, never past
 // Config.MaxInflatedBytes: the decoder is read through a limit, so a
 // decompression bomb costs at most that much memory and the CPU to inflate

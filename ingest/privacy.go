@@ -11,7 +11,7 @@ import (
 	"github.com/beacongate/beacongate/ingest/record"
 )
 
-// Identity and privacy (#5). The gateway can keep its own first-party id
+// Identity and privacy (docs/snippet.md). The gateway can keep its own first-party id
 // cookie per browser (like Snowplow's network user id), and every request
 // can opt out of tracking: then the record carries no identifier and no
 // client IP, whatever the client sent.

@@ -11,7 +11,7 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// Client IP behind trusted proxies (#6). The socket peer is the client
+// Client IP behind trusted proxies (docs/security.md). The socket peer is the client
 // unless it is one of Config.TrustedProxies: only then are Forwarded,
 // X-Forwarded-For and X-Real-IP believed, because anyone else can write
 // them. A chain is walked from the right (the hop nearest to us), skipping

@@ -10,7 +10,7 @@ import (
 	"github.com/beacongate/beacongate/internal/status"
 )
 
-// Rate limits (#6): token buckets per client IP and per site (sid), kept
+// Rate limits (docs/security.md): token buckets per client IP and per site (sid), kept
 // in a sharded map of bounded size. A key is a 64-bit hash of the IP (IPv6
 // by its /64, which one subscriber usually owns whole) or of the sid, so an
 // entry costs the same whatever the client sent. A bucket that has been idle

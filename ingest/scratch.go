@@ -110,8 +110,9 @@ func (sc *scratch) Lookup(kind shard.Kind, name string) []byte {
 	return nil
 }
 
-// setClientIP fills ClientIP (4 or 16 bytes) and its printed form.
-// Issue #6 adds forwarded addresses from trusted proxies.
+// setClientIP fills ClientIP (4 or 16 bytes) and its printed form; the
+// address comes from setClientAddr (proxy.go), which believes forwarded
+// addresses only from trusted proxies (docs/security.md).
 func (sc *scratch) setClientIP(ip net.IP, anonymize bool) {
 	sc.ipText = sc.ipText[:0]
 	if v4 := ip.To4(); v4 != nil {

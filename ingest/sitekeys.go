@@ -9,7 +9,7 @@ import (
 	"github.com/beacongate/beacongate/internal/status"
 )
 
-// Site allow-list and write keys (#6). With Config.Sites set, every
+// Site allow-list and write keys (docs/security.md). With Config.Sites set, every
 // recording request names its site in the sid query parameter and, for a
 // site with a write key, proves it with the X-Beacon-Key header or the key
 // query parameter. Browser snippets cannot keep a secret, so their sites

@@ -12,7 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// The fault tests of issue #4: each runs the real gateway binary against
+// The fault tests (docs/delivery.md, "Fault tests"): each runs the real gateway binary against
 // an in-process kfake broker, injects one fault under load, and checks
 // what happened to every acknowledged beacon by reading Kafka back. Every
 // wait is bounded; the loads pace themselves to stay small.

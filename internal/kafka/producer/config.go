@@ -50,8 +50,9 @@ const DefaultTopic = "beacons"
 // Defaults are the librdkafka properties the gateway sets before applying
 // Config.Settings. Each line says why.
 var Defaults = map[string]string{
-	// Snappy: cheap on CPU at beacon rates; gzip was too slow for seed 003
-	// and filled librdkafka's queue.
+	// Snappy: cheap on CPU at beacon rates; gzip was too slow for a load of
+	// ~0.8 KB browser beacons (bench preset 0.8kb, docs/performance.md) and
+	// filled librdkafka's queue.
 	"compression.type": "snappy",
 	// Idempotence implies acks=all and max.in.flight<=5 with per-partition
 	// ordering kept across retries: a user's events stay in order and are
@@ -70,10 +71,12 @@ var Defaults = map[string]string{
 	"queue.buffering.max.messages": "200000",
 	// And at most 256 MiB of them.
 	"queue.buffering.max.kbytes": "262144",
-	// Up to 10,000 records per batch (seed 001).
+	// Up to 10,000 records per batch (server-side batches of ~2 KB events,
+	// bench preset 2kb, docs/performance.md).
 	"batch.num.messages": "10000",
 	// Delivery reports carry key and value, so a record librdkafka gives
-	// up on can be handed to the spool instead of being lost (#4). It
+	// up on can be handed to the spool instead of being lost
+	// (docs/delivery.md). It
 	// costs a copy per delivered record.
 	"go.delivery.report.fields": "key,value",
 	// The events channel carries delivery reports (each with its value),
