@@ -571,58 +571,86 @@ func startGatewayNotReady(t *testing.T, args ...string) *gateway {
 
 // TestFaultPossiblyLostCountedOnce SIGKILLs a gateway while records wait
 // in librdkafka's memory (the broker is cut from the start and the start
-// grace keeps records in the producer's queue), then SIGKILLs the
-// restart as soon as it serves metrics. It proves the first restart
-// counts the records the dead process held as possibly lost, and the
-// second restart does not count them again.
+// grace keeps records in the producer's queue), then SIGKILLs the restart
+// the moment it has counted them, before its own periodic state write.
+// It proves the count is taken once: a third process counts 0, not the
+// same records again; and that a restart exposes the count in
+// beacongate_records_possibly_lost_total.
 func TestFaultPossiblyLostCountedOnce(t *testing.T) {
 	c, cut := faultBroker(t, "beacons")
 	addr := c.ListenAddrs()[0]
 	dir := t.TempDir()
 	state := filepath.Join(dir, "inflight")
 	cut.setDown(true)
-	g1 := startGatewayNotReady(t, faultFlags(addr, dir, "-kafka.start-grace", "60s")...)
-	const n = 50
-	admPixels(t, g1, "k", 0, n, false, map[string]bool{})
-	if sp := metric(t, g1, "beacongate_spool_records_spooled_total"); sp != 0 {
+	const n1, n2 = 50, 30
+	admKillWithInMemory(t, addr, dir, "k", n1)
+
+	// The first restart, killed as soon as its log says it counted the
+	// records: the monitor rewrites the state file only on its first
+	// tick, so the count must already have been cleared by then.
+	g2 := launchGateway(t, faultFlags(addr, dir)...)
+	var counted map[string]any
+	waitUntilFast(t, "the first restart to count the records", 30*time.Second, func() bool {
+		counted = g2.logLine("the previous process did not shut down cleanly: records that were in its memory queue may be lost")
+		return counted != nil
+	})
+	admKill(t, g2)
+	killedAt := time.Now()
+	var after time.Duration
+	if ts, err := time.Parse("2006-01-02T15:04:05.000Z0700", fmt.Sprint(counted["ts"])); err == nil {
+		after = killedAt.Sub(ts)
+	}
+	b2, err := os.ReadFile(state)
+	if err != nil || strings.TrimSpace(string(b2)) != "0" {
+		t.Fatalf("state file after the first restart counted it and was killed %v later: %q, %v; want 0", after, b2, err)
+	}
+	if counted["records_in_memory_at_last_check"] != float64(n1) {
+		t.Fatalf("the first restart counted %v, want %d", counted["records_in_memory_at_last_check"], n1)
+	}
+
+	// The second restart must not count them again; it then dies with
+	// records of its own in memory, which the third counts.
+	g3 := startGatewayNotReady(t, faultFlags(addr, dir, "-kafka.start-grace", "60s")...)
+	again := metric(t, g3, "beacongate_records_possibly_lost_total")
+	admFillAndKill(t, g3, state, "l", n2)
+	g4 := startGatewayNotReady(t, faultFlags(addr, dir)...)
+	third := metric(t, g4, "beacongate_records_possibly_lost_total")
+	if code := g4.stop(t); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	t.Logf("possibly lost: %d records in memory at SIGKILL; the restart counted %v and was killed %v after its log line (state file then %q); the next process counted %v; %d in memory at its SIGKILL, counted %v by the one after",
+		n1, counted["records_in_memory_at_last_check"], after.Round(time.Millisecond), strings.TrimSpace(string(b2)), again, n2, third)
+	if again != 0 {
+		t.Fatalf("the second restart counted %v possibly lost again, want 0", again)
+	}
+	if third != n2 {
+		t.Fatalf("beacongate_records_possibly_lost_total %v after a SIGKILL with %d records in memory, want %d", third, n2, n2)
+	}
+}
+
+// admKillWithInMemory starts a gateway whose broker is cut, within a
+// long start grace (records then wait in librdkafka's queue, not the
+// spool), gives it n pixels and SIGKILLs it once its state file counts
+// them.
+func admKillWithInMemory(t *testing.T, addr, dir, uid string, n int) {
+	t.Helper()
+	g := startGatewayNotReady(t, faultFlags(addr, dir, "-kafka.start-grace", "60s")...)
+	admFillAndKill(t, g, filepath.Join(dir, "inflight"), uid, n)
+}
+
+func admFillAndKill(t *testing.T, g *gateway, state, uid string, n int) {
+	t.Helper()
+	admPixels(t, g, uid, 0, n, false, map[string]bool{})
+	if sp := metric(t, g, "beacongate_spool_records_spooled_total"); sp != 0 {
 		t.Fatalf("%v records spooled within the start grace: they must wait in librdkafka's queue", sp)
 	}
 	waitUntil(t, "the state file to count the records in memory", 10*time.Second, func() bool {
 		b, err := os.ReadFile(state)
 		return err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(n)
 	})
-	admKill(t, g1)
-	b, err := os.ReadFile(state)
-	if err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(n) {
+	admKill(t, g)
+	if b, err := os.ReadFile(state); err != nil || strings.TrimSpace(string(b)) != strconv.Itoa(n) {
 		t.Fatalf("state file after SIGKILL: %q, %v; want %d", b, err, n)
-	}
-
-	// The first restart: killed as soon as its counter can be read, so
-	// within the second before its own periodic state write.
-	g2 := launchGateway(t, faultFlags(addr, dir)...)
-	launched := time.Now()
-	var first float64
-	waitUntilFast(t, "the first restart's metrics", 30*time.Second, func() bool {
-		v, err := admScrape(g2.admin, "beacongate_records_possibly_lost_total")
-		first = v
-		return err == nil
-	})
-	admKill(t, g2)
-	alive := time.Since(launched)
-	b2, _ := os.ReadFile(state)
-
-	g3 := startGatewayNotReady(t, faultFlags(addr, dir)...)
-	second := metric(t, g3, "beacongate_records_possibly_lost_total")
-	if code := g3.stop(t); code != 0 {
-		t.Fatalf("exit code %d", code)
-	}
-	t.Logf("possibly lost: %d records in memory at SIGKILL (state file %q); first restart counted %v (killed %v after launch, state file then %q), second restart counted %v",
-		n, strings.TrimSpace(string(b)), first, alive.Round(time.Millisecond), strings.TrimSpace(string(b2)), second)
-	if first != n {
-		t.Fatalf("the first restart counted %v possibly lost, want %d", first, n)
-	}
-	if second != 0 {
-		t.Fatalf("the second restart counted %v possibly lost again, want 0", second)
 	}
 }
 
