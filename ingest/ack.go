@@ -11,12 +11,6 @@ import (
 	"github.com/beacongate/beacongate/internal/status"
 )
 
-var (
-	hdrBeaconAck = []byte("X-Beacon-Ack")
-	valKafka     = []byte("kafka")
-	valNone      = []byte("none")
-)
-
 var errNoAckSupport = status.New(http.StatusBadRequest, "ack_unsupported", "X-Beacon-Ack: kafka is not available on this gateway")
 
 // ackMode says whether this request is answered only once its records are

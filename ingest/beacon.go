@@ -19,15 +19,6 @@ const (
 	formatUnsupported
 )
 
-var (
-	mtJSON      = []byte("application/json")
-	mtText      = []byte("text/plain")
-	mtForm      = []byte("application/x-www-form-urlencoded")
-	mtNDJSON    = []byte("application/x-ndjson")
-	mtJSONLines = []byte("application/jsonl")
-	valIdentity = []byte("identity")
-)
-
 // mediaType is the Content-Type without parameters or surrounding spaces.
 func mediaType(ct []byte) []byte {
 	if i := bytes.IndexByte(ct, ';'); i >= 0 {

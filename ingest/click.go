@@ -15,7 +15,6 @@ import (
 var (
 	errNoTarget         = status.New(http.StatusBadRequest, "redirect_missing", "the click redirect needs a target: /r?u=<url>")
 	errTargetNotAllowed = status.New(http.StatusBadRequest, "redirect_not_allowed", "the redirect target is not an http(s) URL on an allowed host (-http.redirect-hosts)")
-	hdrLocation         = []byte("Location")
 )
 
 // serveClick answers GET /r?u=<url>&...: it records the click (KIND_CLICK,

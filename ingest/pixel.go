@@ -19,14 +19,6 @@ var transparentGIF = []byte{
 	0x3b, // trailer
 }
 
-var (
-	ctGIF         = []byte("image/gif")
-	hdrCacheCtl   = []byte("Cache-Control")
-	valNoStore    = []byte("no-store, max-age=0")
-	hdrOrigin     = []byte("Origin")
-	hdrXRequestID = []byte("X-Request-Id")
-)
-
 // begin takes a scratch from the pool and fills the request-wide fields
 // of the record: time, ids, method, host, path, client IP, headers and the
 // query parameters. The caller must call s.end(sc).
@@ -37,7 +29,7 @@ func (s *Server) begin(ctx *fasthttp.RequestCtx, r route, kind record.Kind, path
 	b := &sc.b
 	b.ReceivedAtMicros = ctx.Time().UnixMicro()
 	b.GatewayID = s.gatewayID
-	if id := h.PeekBytes(hdrXRequestID); usableRequestID(id) {
+	if id := h.PeekBytes(hdrRequestID); usableRequestID(id) {
 		b.RequestID = id
 	} else {
 		sc.reqID = s.ids.appendNext(sc.reqID[:0])

@@ -16,12 +16,6 @@ import (
 // can opt out of tracking: then the record carries no identifier and no
 // client IP, whatever the client sent.
 
-var (
-	hdrOptOut = []byte("X-Beacon-Opt-Out")
-	hdrDNT    = []byte("DNT")
-	hdrGPC    = []byte("Sec-GPC")
-)
-
 // privacy decides opt-out and the identity cookie for a request; it runs
 // in begin, before anything reads identifiers.
 func (s *Server) privacy(sc *scratch) {

@@ -232,13 +232,6 @@ func (s *Server) serveReady(ctx *fasthttp.RequestCtx) int {
 	return fasthttp.StatusOK
 }
 
-var (
-	ctTextPlain   = []byte("text/plain; charset=utf-8")
-	hdrRetryAfter = []byte("Retry-After")
-	hdrAllow      = []byte("Allow")
-	hdrRequestID  = []byte("X-Request-Id")
-)
-
 // fail answers err as its status with a one-line "reason: message" body,
 // counts the rejection, and returns the status. allow is the Allow header
 // of a 405.
