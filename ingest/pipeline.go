@@ -7,16 +7,51 @@ import (
 	"github.com/beacongate/beacongate/ingest/record"
 )
 
-// transparentGIF is the 43-byte 1x1 transparent GIF89a every pixel answer
-// carries.
-var transparentGIF = []byte{
-	'G', 'I', 'F', '8', '9', 'a', // header
-	0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, // 1x1, global color table of 2
-	0x00, 0x00, 0x00, 0xff, 0xff, 0xff, // black, white
-	0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, // graphic control: index 0 transparent
-	0x2c, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, // image descriptor
-	0x02, 0x02, 0x44, 0x01, 0x00, // LZW image data
-	0x3b, // trailer
+// The request pipeline. Every event endpoint goes through begin (the
+// request-wide fields, refusals and the query), encode (shard key and
+// record) and end (the scratch back to the pool); the pixel, the beacon
+// and the click, which carry one event each, go through serveEvent as a
+// whole, and the batch (serveBatch) through its own loop over events.
+
+// endpoint is what a single-event endpoint adds to the pipeline.
+type endpoint struct {
+	route route
+	kind  record.Kind
+	cors  bool // answer CORS first (not for the click, a navigation)
+	// read takes the event from what begin left, the body for instance;
+	// nil when the query string is the whole event.
+	read func(s *Server, sc *scratch) error
+	// answer writes the success response and returns its status.
+	answer func(sc *scratch) int
+}
+
+// serveEvent answers a request carrying one event: begin, read, emit,
+// wait for Kafka in acknowledged mode, then e's answer or the error's.
+func (s *Server) serveEvent(ctx *fasthttp.RequestCtx, e *endpoint, path, query []byte) int {
+	if e.cors {
+		s.cors.allow(ctx)
+	}
+	sc, err := s.begin(ctx, e.route, e.kind, path, query)
+	defer s.end(sc)
+	if err != nil {
+		return s.fail(ctx, err, "")
+	}
+	if e.read != nil {
+		err = e.read(s, sc)
+	}
+	if err == nil {
+		err = s.emit(sc)
+	}
+	if err != nil {
+		// sc.body is only set by a POST: a pixel or click event has no
+		// bytes of its own beyond the query, so it is no dead letter.
+		s.deadLetter(sc, sc.body, err, -1)
+		return s.fail(ctx, err, "")
+	}
+	if err = s.waitAck(sc); err != nil {
+		return s.fail(ctx, err, "")
+	}
+	return e.answer(sc)
 }
 
 // begin takes a scratch from the pool and fills the request-wide fields
@@ -89,6 +124,7 @@ func (s *Server) begin(ctx *fasthttp.RequestCtx, r route, kind record.Kind, path
 	return sc, nil
 }
 
+// end returns sc to the pool.
 func (s *Server) end(sc *scratch) {
 	sc.reset()
 	s.pool.Put(sc)
@@ -122,25 +158,4 @@ func (s *Server) emit(sc *scratch) error {
 	}
 	acceptedByKind[sc.b.Kind].Inc()
 	return nil
-}
-
-// servePixel answers GET and HEAD /i: the query string is the event.
-func (s *Server) servePixel(ctx *fasthttp.RequestCtx, path, query []byte) int {
-	s.cors.allow(ctx)
-	sc, err := s.begin(ctx, routePixel, record.KindPixel, path, query)
-	defer s.end(sc)
-	if err == nil {
-		err = s.emit(sc)
-	}
-	if err == nil {
-		err = s.waitAck(sc)
-	}
-	if err != nil {
-		return s.fail(ctx, err, "")
-	}
-	h := &ctx.Response.Header
-	h.SetContentTypeBytes(ctGIF)
-	h.SetCanonical(hdrCacheCtl, valNoStore)
-	ctx.Response.SetBodyRaw(transparentGIF)
-	return fasthttp.StatusOK
 }

@@ -61,9 +61,9 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) (route, int) {
 	case pathPixel:
 		switch {
 		case m.IsGet() || m.IsHead():
-			return routePixel, s.servePixel(ctx, path, query)
+			return routePixel, s.serveEvent(ctx, &endpointPixel, path, query)
 		case m.IsPost():
-			return routeBeacon, s.serveBeacon(ctx, path, query)
+			return routeBeacon, s.serveEvent(ctx, &endpointBeacon, path, query)
 		case m.IsOptions():
 			return routePreflight, s.cors.preflight(ctx)
 		}
@@ -78,7 +78,7 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) (route, int) {
 		return routeOther, s.fail(ctx, errMethod, "POST, OPTIONS")
 	case pathClick:
 		if m.IsGet() || m.IsHead() {
-			return routeClick, s.serveClick(ctx, path, query)
+			return routeClick, s.serveEvent(ctx, &endpointClick, path, query)
 		}
 		return routeOther, s.fail(ctx, errMethod, "GET, HEAD")
 	case pathJS, pathDemo:
