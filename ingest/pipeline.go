@@ -56,7 +56,9 @@ func (s *Server) serveEvent(ctx *fasthttp.RequestCtx, e *endpoint, path, query [
 
 // begin takes a scratch from the pool and fills the request-wide fields
 // of the record: time, ids, method, host, path, client IP, headers and the
-// query parameters. The caller must call s.end(sc).
+// query parameters. The refusals that need only the request line, the
+// headers and the client address come first, before the identity cookie
+// is read or made. The caller must call s.end(sc).
 func (s *Server) begin(ctx *fasthttp.RequestCtx, r route, kind record.Kind, path, query []byte) (*scratch, error) {
 	sc := s.pool.Get().(*scratch)
 	sc.ctx = ctx
@@ -75,17 +77,10 @@ func (s *Server) begin(ctx *fasthttp.RequestCtx, r route, kind record.Kind, path
 	b.Method = h.Method()
 	b.Host = h.Host()
 	b.Path = path
-	sc.setClientAddr(s.proxies.clientAddr(ctx), s.cfg.AnonymizeIP)
-	s.privacy(sc)
-	b.UserAgent = h.UserAgent()
-	b.Referer = h.Referer()
-	b.Origin = h.PeekBytes(hdrOrigin)
-	if kind != record.KindPixel {
-		b.ContentType = h.ContentType()
-	}
 	if len(query) > s.cfg.MaxQueryBytes {
 		return sc, errURITooLong
 	}
+	sc.setClientAddr(s.proxies.clientAddr(ctx), s.cfg.AnonymizeIP)
 	if err := s.rateLimitIP(sc); err != nil {
 		return sc, err
 	}
@@ -95,6 +90,13 @@ func (s *Server) begin(ctx *fasthttp.RequestCtx, r route, kind record.Kind, path
 	}
 	if ack {
 		sc.ack = s.acker.NewAck()
+	}
+	s.privacy(sc)
+	b.UserAgent = h.UserAgent()
+	b.Referer = h.Referer()
+	b.Origin = h.PeekBytes(hdrOrigin)
+	if kind != record.KindPixel {
+		b.ContentType = h.ContentType()
 	}
 	sc.params, sc.buf, err = form.Parse(sc.params[:0], sc.buf[:0], query, s.cfg.Form)
 	if err != nil {
