@@ -3,6 +3,7 @@ package ingest
 import (
 	"github.com/valyala/fasthttp"
 
+	"github.com/beacongate/beacongate/ingest/event"
 	"github.com/beacongate/beacongate/ingest/form"
 	"github.com/beacongate/beacongate/ingest/record"
 )
@@ -136,7 +137,9 @@ func (s *Server) end(sc *scratch) {
 // and sc.out.
 func (s *Server) encode(sc *scratch) {
 	if sc.optOut && len(sc.b.Payload) > 0 {
-		sc.stripped = s.stripIDMembers(sc.stripped[:0], sc.b.Payload)
+		// Whitespace between members is not kept: an opted-out
+		// event is the only payload that is not the client's bytes.
+		sc.stripped = event.AppendWithout(sc.stripped[:0], sc.b.Payload, s.cfg.IDParams)
 		sc.b.Payload = sc.stripped
 	}
 	sc.jbuf = sc.jbuf[:0]
