@@ -4,31 +4,11 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/valyala/fasthttp"
 
 	"github.com/beacongate/beacongate/internal/kafka/delivery"
 	"github.com/beacongate/beacongate/internal/status"
-)
-
-// AckSink is a Sink with acknowledged mode (package relay implements it).
-type AckSink interface {
-	Sink
-	NewAck() *delivery.Ack
-	ProduceAcked(key, value []byte, a *delivery.Ack) error
-	WaitAcked(a *delivery.Ack, timeout time.Duration) error
-}
-
-// DeadLetterSink takes events that could not become a record.
-type DeadLetterSink interface {
-	DeadLetter(raw []byte, dl delivery.DeadLetter)
-}
-
-var (
-	hdrBeaconAck = []byte("X-Beacon-Ack")
-	valKafka     = []byte("kafka")
-	valNone      = []byte("none")
 )
 
 var errNoAckSupport = status.New(http.StatusBadRequest, "ack_unsupported", "X-Beacon-Ack: kafka is not available on this gateway")

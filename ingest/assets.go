@@ -9,14 +9,6 @@ import (
 	"github.com/beacongate/beacongate/ingest/snippet"
 )
 
-var (
-	hdrETag        = []byte("ETag")
-	hdrIfNoneMatch = []byte("If-None-Match")
-	hdrVaryAE      = []byte("Accept-Encoding")
-	hdrContentEnc  = []byte("Content-Encoding")
-	valGzip        = []byte("gzip")
-)
-
 // serveAsset answers GET /b.js (the browser snippet) and, with -demo,
 // GET /demo: cacheable (ETag, Cache-Control, 304 on If-None-Match) and
 // gzipped for clients that accept it.
@@ -34,14 +26,14 @@ func (s *Server) serveAsset(ctx *fasthttp.RequestCtx, path []byte) int {
 	h := &ctx.Response.Header
 	h.SetCanonical(hdrETag, []byte(a.ETag))
 	h.SetCanonical(hdrCacheCtl, []byte(a.CacheControl))
-	h.SetCanonical(hdrVary, hdrVaryAE)
+	h.SetCanonical(hdrVary, hdrAcceptEncoding)
 	if inm := ctx.Request.Header.PeekBytes(hdrIfNoneMatch); len(inm) > 0 && bytes.Contains(inm, []byte(a.ETag)) {
 		ctx.SetStatusCode(fasthttp.StatusNotModified)
 		return fasthttp.StatusNotModified
 	}
 	h.SetContentType(a.ContentType)
-	if acceptsGzip(ctx.Request.Header.PeekBytes(hdrVaryAE)) {
-		h.SetCanonical(hdrContentEnc, valGzip)
+	if acceptsGzip(ctx.Request.Header.PeekBytes(hdrAcceptEncoding)) {
+		h.SetCanonical(hdrContentEncoding, valGzip)
 		ctx.Response.SetBodyRaw(a.Gzip)
 	} else {
 		ctx.Response.SetBodyRaw(a.Body)

@@ -16,8 +16,6 @@ import (
 // maxListedRejections bounds the summary of a hostile batch.
 const maxListedRejections = 100
 
-var ctJSON = []byte("application/json")
-
 func batchFormatOK(ct []byte) bool {
 	mt := mediaType(ct)
 	return len(mt) == 0 || bytes.EqualFold(mt, mtJSON) || bytes.EqualFold(mt, mtText) ||
@@ -135,7 +133,7 @@ func (s *Server) serveBatch(ctx *fasthttp.RequestCtx, path, query []byte) int {
 		}
 	}
 	ctx.SetStatusCode(status)
-	ctx.Response.Header.SetContentTypeBytes(ctJSON)
+	ctx.Response.Header.SetContentTypeBytes(mtJSON)
 	ctx.SetBody(resp)
 	return status
 }

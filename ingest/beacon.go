@@ -19,15 +19,6 @@ const (
 	formatUnsupported
 )
 
-var (
-	mtJSON      = []byte("application/json")
-	mtText      = []byte("text/plain")
-	mtForm      = []byte("application/x-www-form-urlencoded")
-	mtNDJSON    = []byte("application/x-ndjson")
-	mtJSONLines = []byte("application/jsonl")
-	valIdentity = []byte("identity")
-)
-
 // mediaType is the Content-Type without parameters or surrounding spaces.
 func mediaType(ct []byte) []byte {
 	if i := bytes.IndexByte(ct, ';'); i >= 0 {
@@ -68,29 +59,12 @@ func beaconFormat(ct, body []byte) bodyFormat {
 	return formatUnsupported
 }
 
-// serveBeacon answers POST /i: one event, as JSON (application/json or
+// endpointBeacon answers POST /i: one event, as JSON (application/json or
 // text/plain) or as a form, then 204.
-func (s *Server) serveBeacon(ctx *fasthttp.RequestCtx, path, query []byte) int {
-	s.cors.allow(ctx)
-	sc, err := s.begin(ctx, routeBeacon, record.KindBeacon, path, query)
-	defer s.end(sc)
-	if err == nil {
-		if err = s.readBeacon(sc); err != nil {
-			s.deadLetter(sc, sc.body, err, -1)
-		}
-	}
-	if err == nil {
-		if err = s.emit(sc); err != nil {
-			s.deadLetter(sc, sc.body, err, -1)
-		}
-	}
-	if err == nil {
-		err = s.waitAck(sc)
-	}
-	if err != nil {
-		return s.fail(ctx, err, "")
-	}
-	ctx.SetStatusCode(fasthttp.StatusNoContent)
+var endpointBeacon = endpoint{route: routeBeacon, kind: record.KindBeacon, cors: true, read: (*Server).readBeacon, answer: answerNoContent}
+
+func answerNoContent(sc *scratch) int {
+	sc.ctx.SetStatusCode(fasthttp.StatusNoContent)
 	return fasthttp.StatusNoContent
 }
 

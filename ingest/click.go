@@ -15,32 +15,26 @@ import (
 var (
 	errNoTarget         = status.New(http.StatusBadRequest, "redirect_missing", "the click redirect needs a target: /r?u=<url>")
 	errTargetNotAllowed = status.New(http.StatusBadRequest, "redirect_not_allowed", "the redirect target is not an http(s) URL on an allowed host (-http.redirect-hosts)")
-	hdrLocation         = []byte("Location")
 )
 
-// serveClick answers GET /r?u=<url>&...: it records the click (KIND_CLICK,
-// every parameter kept) and answers 302 to u, but only when u is an
-// http(s) URL whose host is on the allow-list: the gateway must never be
-// an open redirect that phishing links can borrow.
-func (s *Server) serveClick(ctx *fasthttp.RequestCtx, path, query []byte) int {
-	sc, err := s.begin(ctx, routeClick, record.KindClick, path, query)
-	defer s.end(sc)
-	var target string
-	if err == nil {
-		target, err = s.redirectTarget(form.Get(sc.b.Params, "u"))
-	}
-	if err == nil {
-		err = s.emit(sc)
-	}
-	if err == nil {
-		err = s.waitAck(sc)
-	}
-	if err != nil {
-		return s.fail(ctx, err, "")
-	}
-	ctx.Response.Header.SetCanonical(hdrLocation, []byte(target))
-	ctx.Response.Header.SetCanonical(hdrCacheCtl, valNoStore)
-	ctx.SetStatusCode(fasthttp.StatusFound)
+// endpointClick answers GET /r?u=<url>&...: it records the click
+// (KIND_CLICK, every parameter kept) and answers 302 to u, but only when u
+// is an http(s) URL whose host is on the allow-list: the gateway must
+// never be an open redirect that phishing links can borrow.
+var endpointClick = endpoint{route: routeClick, kind: record.KindClick, read: (*Server).readClick, answer: answerRedirect}
+
+// readClick checks the redirect target before the click is recorded.
+func (s *Server) readClick(sc *scratch) error {
+	var err error
+	sc.target, err = s.redirectTarget(form.Get(sc.b.Params, "u"))
+	return err
+}
+
+func answerRedirect(sc *scratch) int {
+	h := &sc.ctx.Response.Header
+	h.SetCanonical(hdrLocation, []byte(sc.target))
+	h.SetCanonical(hdrCacheCtl, valNoStore)
+	sc.ctx.SetStatusCode(fasthttp.StatusFound)
 	return fasthttp.StatusFound
 }
 

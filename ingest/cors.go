@@ -29,27 +29,10 @@ func newCORS(origins []string, credentials bool) cors {
 	return c
 }
 
-var (
-	hdrACAO         = []byte("Access-Control-Allow-Origin")
-	hdrACAM         = []byte("Access-Control-Allow-Methods")
-	hdrACAH         = []byte("Access-Control-Allow-Headers")
-	hdrACMA         = []byte("Access-Control-Max-Age")
-	hdrACEH         = []byte("Access-Control-Expose-Headers")
-	hdrVary         = []byte("Vary")
-	hdrACAC         = []byte("Access-Control-Allow-Credentials")
-	valTrue         = []byte("true")
-	valStar         = []byte("*")
-	valOrigin       = []byte("Origin")
-	valMethods      = []byte("GET, HEAD, POST, OPTIONS")
-	valAllowHeaders = []byte("Content-Type, X-Request-Id, X-Beacon-Ack")
-	valMaxAge       = []byte("86400")
-	valExpose       = []byte("X-Request-Id, Retry-After")
-)
-
 // allow sets the response headers for a request's Origin and reports
 // whether the origin is allowed.
 func (c *cors) allow(ctx *fasthttp.RequestCtx) bool {
-	origin := ctx.Request.Header.PeekBytes(valOrigin)
+	origin := ctx.Request.Header.PeekBytes(hdrOrigin)
 	if len(origin) == 0 {
 		return true // not a CORS request
 	}
@@ -59,7 +42,7 @@ func (c *cors) allow(ctx *fasthttp.RequestCtx) bool {
 		h.SetCanonical(hdrACEH, valExpose)
 		return true
 	}
-	h.SetCanonical(hdrVary, valOrigin)
+	h.SetCanonical(hdrVary, hdrOrigin)
 	if _, ok := c.allowed[string(origin)]; !ok {
 		return false
 	}

@@ -21,8 +21,6 @@ import (
 var (
 	errInflatedTooLarge = status.New(http.StatusRequestEntityTooLarge, "inflated_too_large", "decompressed request body exceeds the limit")
 	errBadEncoding      = status.New(http.StatusBadRequest, "bad_encoding", "request body does not decode as its Content-Encoding")
-	valXGzip            = []byte("x-gzip")
-	valDeflate          = []byte("deflate")
 )
 
 // maxPooledInflate: a scratch keeps an inflate buffer up to this size.

@@ -11,24 +11,6 @@ import (
 	"github.com/beacongate/beacongate/ingest/record"
 )
 
-// route is the endpoint a request was routed to, the `route` label.
-type route uint8
-
-const (
-	routePixel route = iota
-	routeBeacon
-	routeBatch
-	routePreflight
-	routeHealth
-	routeReady
-	routeClick
-	routeAsset
-	routeOther
-	numRoutes
-)
-
-var routeNames = [numRoutes]string{"pixel", "beacon", "batch", "preflight", "healthz", "readyz", "click", "asset", "other"}
-
 var (
 	requestsTotal = promauto.NewCounterVec(prometheus.CounterOpts{
 		Name: "beacongate_http_requests_total",

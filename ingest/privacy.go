@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"strconv"
 
 	"github.com/valyala/fasthttp"
 
@@ -15,12 +14,6 @@ import (
 // cookie per browser (like Snowplow's network user id), and every request
 // can opt out of tracking: then the record carries no identifier and no
 // client IP, whatever the client sent.
-
-var (
-	hdrOptOut = []byte("X-Beacon-Opt-Out")
-	hdrDNT    = []byte("DNT")
-	hdrGPC    = []byte("Sec-GPC")
-)
 
 // privacy decides opt-out and the identity cookie for a request; it runs
 // in begin, before anything reads identifiers.
@@ -116,110 +109,4 @@ func (s *Server) idParam(name []byte) bool {
 		}
 	}
 	return false
-}
-
-// stripIDMembers appends obj (a validated JSON object) to dst without its
-// top-level identifying members (-privacy.id-params: user_id,
-// anonymous_id, ...). Whitespace between members is not kept: an
-// opted-out event is the only payload that is not the client's bytes.
-func (s *Server) stripIDMembers(dst, obj []byte) []byte {
-	dst = append(dst, '{')
-	i := skipSpace(obj, bytes.IndexByte(obj, '{')+1)
-	first := true
-	for i < len(obj) && obj[i] != '}' {
-		keyStart := i
-		i = skipString(obj, i)
-		key := obj[keyStart:i]
-		i = skipSpace(obj, i) + 1 // ':'
-		i = skipSpace(obj, i)
-		valStart := i
-		i = skipValue(obj, i)
-		val := obj[valStart:i]
-		i = skipSpace(obj, i)
-		if i < len(obj) && obj[i] == ',' {
-			i = skipSpace(obj, i+1)
-		}
-		if s.idParam(unquoteKey(key)) {
-			continue
-		}
-		if !first {
-			dst = append(dst, ',')
-		}
-		first = false
-		dst = append(dst, key...)
-		dst = append(dst, ':')
-		dst = append(dst, val...)
-	}
-	return append(dst, '}')
-}
-
-// unquoteKey is a JSON member name without its quotes; a name with escapes
-// is decoded (rare, so the allocation does not matter).
-func unquoteKey(q []byte) []byte {
-	raw := q[1 : len(q)-1]
-	if bytes.IndexByte(raw, '\\') < 0 {
-		return raw
-	}
-	s, err := strconv.Unquote(string(q))
-	if err != nil {
-		return raw
-	}
-	return []byte(s)
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
-		i++
-	}
-	return i
-}
-
-// skipString returns the index after the string starting at b[i] == '"'.
-func skipString(b []byte, i int) int {
-	for i++; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i + 1
-		}
-	}
-	return len(b)
-}
-
-// skipValue returns the index after the JSON value starting at b[i], in
-// already validated JSON.
-func skipValue(b []byte, i int) int {
-	if i >= len(b) {
-		return i
-	}
-	switch b[i] {
-	case '"':
-		return skipString(b, i)
-	case '{', '[':
-		depth := 0
-		for i < len(b) {
-			switch b[i] {
-			case '"':
-				i = skipString(b, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-		return i
-	}
-	for ; i < len(b); i++ {
-		switch b[i] {
-		case ',', '}', ']', ' ', '\t', '\r', '\n':
-			return i
-		}
-	}
-	return i
 }

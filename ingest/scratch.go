@@ -42,6 +42,7 @@ type scratch struct {
 	addr           netip.Addr        // the client address (socket or trusted proxy's word), before anonymization
 	body           []byte            // the POST body as read (inflated when compressed), for dead letters
 	dec            decoders          // Content-Encoding decoders and the inflated body
+	target         string            // the click's redirect target, checked
 }
 
 type batchItem struct {
@@ -59,6 +60,7 @@ func (sc *scratch) reset() {
 	sc.optOut = false
 	sc.addr = netip.Addr{}
 	sc.body = nil
+	sc.target = ""
 	sc.dec.src.Reset(nil)
 	sc.b = record.Beacon{}
 	// Drop references into request memory; keep capacity.

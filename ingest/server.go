@@ -6,7 +6,6 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -126,16 +125,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return s.srv.ShutdownWithContext(ctx)
 }
 
-var (
-	pathPixel   = "/i"
-	pathBatch   = "/batch"
-	pathHealthz = "/healthz"
-	pathReadyz  = "/readyz"
-	pathClick   = "/r"
-	pathJS      = "/b.js"
-	pathDemo    = "/demo"
-)
-
 // Handle is the fasthttp request handler (exported for benchmarks and
 // tests that drive a RequestCtx directly).
 func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
@@ -157,66 +146,6 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	durationObs[r].Observe(time.Since(ctx.Time()).Seconds())
 }
 
-// splitTarget splits the request target into path and query. Browsers
-// and SDKs send the origin form ("/i?uid=1"), which is routed as it is:
-// fasthttp's lazy URI parse (host, path normalization) costs about 5% of a
-// pixel's CPU and adds nothing an exact match on "/i" needs. The absolute
-// form (from forward proxies) still goes through fasthttp's parser.
-func splitTarget(ctx *fasthttp.RequestCtx) (path, query []byte) {
-	raw := ctx.Request.Header.RequestURI()
-	if len(raw) == 0 || raw[0] != '/' {
-		return ctx.Path(), ctx.URI().QueryString()
-	}
-	if i := bytes.IndexByte(raw, '#'); i >= 0 {
-		raw = raw[:i] // clients must not send fragments; fasthttp drops them too
-	}
-	if i := bytes.IndexByte(raw, '?'); i >= 0 {
-		return raw[:i], raw[i+1:]
-	}
-	return raw, nil
-}
-
-func (s *Server) route(ctx *fasthttp.RequestCtx) (route, int) {
-	m := &ctx.Request.Header
-	path, query := splitTarget(ctx)
-	switch string(path) {
-	case pathPixel:
-		switch {
-		case m.IsGet() || m.IsHead():
-			return routePixel, s.servePixel(ctx, path, query)
-		case m.IsPost():
-			return routeBeacon, s.serveBeacon(ctx, path, query)
-		case m.IsOptions():
-			return routePreflight, s.cors.preflight(ctx)
-		}
-		return routeOther, s.fail(ctx, errMethod, "GET, HEAD, POST, OPTIONS")
-	case pathBatch:
-		switch {
-		case m.IsPost():
-			return routeBatch, s.serveBatch(ctx, path, query)
-		case m.IsOptions():
-			return routePreflight, s.cors.preflight(ctx)
-		}
-		return routeOther, s.fail(ctx, errMethod, "POST, OPTIONS")
-	case pathClick:
-		if m.IsGet() || m.IsHead() {
-			return routeClick, s.serveClick(ctx, path, query)
-		}
-		return routeOther, s.fail(ctx, errMethod, "GET, HEAD")
-	case pathJS, pathDemo:
-		if m.IsGet() || m.IsHead() {
-			return routeAsset, s.serveAsset(ctx, path)
-		}
-		return routeOther, s.fail(ctx, errMethod, "GET, HEAD")
-	case pathHealthz:
-		ctx.SetBodyString("ok\n")
-		return routeHealth, fasthttp.StatusOK
-	case pathReadyz:
-		return routeReady, s.serveReady(ctx)
-	}
-	return routeOther, s.fail(ctx, errNotFound, "")
-}
-
 func (s *Server) serveReady(ctx *fasthttp.RequestCtx) int {
 	if s.draining.Load() {
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
@@ -231,13 +160,6 @@ func (s *Server) serveReady(ctx *fasthttp.RequestCtx) int {
 	ctx.SetBodyString("ready\n")
 	return fasthttp.StatusOK
 }
-
-var (
-	ctTextPlain   = []byte("text/plain; charset=utf-8")
-	hdrRetryAfter = []byte("Retry-After")
-	hdrAllow      = []byte("Allow")
-	hdrRequestID  = []byte("X-Request-Id")
-)
 
 // fail answers err as its status with a one-line "reason: message" body,
 // counts the rejection, and returns the status. allow is the Allow header

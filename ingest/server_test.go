@@ -80,7 +80,7 @@ func newTestServerWith(t *testing.T, cfg Config, sink Sink, rec *recordingSink) 
 		t.Fatal(err)
 	}
 	ln := fasthttputil.NewInmemoryListener()
-	go s.Serve(ln) //nolint:errcheck // ends with Shutdown
+	go s.Serve(ln) // ends with Shutdown
 	t.Cleanup(func() { _ = s.srv.Shutdown() })
 	cl := &fasthttp.HostClient{Addr: "gw.test", Dial: func(string) (net.Conn, error) { return ln.Dial() }}
 	return &testServer{Server: s, sink: rec, ln: ln, cl: cl}

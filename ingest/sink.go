@@ -1,6 +1,10 @@
 package ingest
 
-import "github.com/beacongate/beacongate/internal/kafka/delivery"
+import (
+	"time"
+
+	"github.com/beacongate/beacongate/internal/kafka/delivery"
+)
 
 // Sink takes encoded records. The relay implements it (and BatchSink,
 // AckSink, DeadLetterSink); tests use small fakes.
@@ -10,6 +14,14 @@ type Sink interface {
 	// A nil key means no key. Errors that should reach the client carry
 	// their HTTP status (see StatusError).
 	Produce(key, value []byte) error
+}
+
+// AckSink is a Sink with acknowledged mode (package relay implements it).
+type AckSink interface {
+	Sink
+	NewAck() *delivery.Ack
+	ProduceAcked(key, value []byte, a *delivery.Ack) error
+	WaitAcked(a *delivery.Ack, timeout time.Duration) error
 }
 
 // BatchSink takes a batch's records all or none, so a batch is refused
@@ -23,4 +35,9 @@ type BatchSink interface {
 	// took (on error, the records after those failed with it). a is the
 	// acknowledged-mode wait, or nil.
 	ProduceBatch(recs []delivery.Record, a *delivery.Ack) (int, error)
+}
+
+// DeadLetterSink takes events that could not become a record.
+type DeadLetterSink interface {
+	DeadLetter(raw []byte, dl delivery.DeadLetter)
 }

@@ -18,7 +18,6 @@ import (
 var (
 	errUnknownSite = status.New(http.StatusForbidden, "unknown_site", "the sid query parameter names no site this gateway accepts")
 	errBadWriteKey = status.New(http.StatusForbidden, "bad_write_key", "missing or wrong write key for this site (X-Beacon-Key header or key parameter)")
-	hdrBeaconKey   = []byte("X-Beacon-Key")
 )
 
 const (

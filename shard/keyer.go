@@ -136,13 +136,3 @@ func cut(b []byte, n int) []byte {
 	}
 	return b[:n]
 }
-
-// Sources returns a copy of the keyer's ordered source list.
-func (k *Keyer) Sources() []Source {
-	return append([]Source(nil), k.sources...)
-}
-
-// Prefix returns the prefix source, if one is configured.
-func (k *Keyer) Prefix() (Source, bool) {
-	return k.prefix, k.prefix.Kind != 0
-}

@@ -104,24 +104,6 @@ func TestAppendKeyNoSource(t *testing.T) {
 	}
 }
 
-func TestKeyerSourcesIsACopy(t *testing.T) {
-	k := mustNew(t, Config{Prefix: "cookie:site"})
-	s := k.Sources()
-	if len(s) != 4 || s[0] != (Source{KindQuery, "uid"}) || s[3] != (Source{KindIP, ""}) {
-		t.Fatalf("Sources() = %v, want the defaults", s)
-	}
-	s[0] = Source{KindJSON, "evil"}
-	if k.Sources()[0] != (Source{KindQuery, "uid"}) {
-		t.Errorf("modifying Sources() result changed the Keyer")
-	}
-	if p, ok := k.Prefix(); !ok || p != (Source{KindCookie, "site"}) {
-		t.Errorf("Prefix() = %v, %v", p, ok)
-	}
-	if _, ok := mustNew(t, Config{}).Prefix(); ok {
-		t.Errorf("Prefix() reported a prefix for the zero Config")
-	}
-}
-
 func mustNew(t testing.TB, c Config) *Keyer {
 	t.Helper()
 	k, err := New(c)

@@ -49,7 +49,7 @@ func TestBrowserSnippet(t *testing.T) {
 		fmt.Fprint(w, `<!doctype html><html><head><title>Thanks</title></head><body>thanks</body></html>`)
 	})
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go srv.Serve(ln) //nolint:errcheck
+	go srv.Serve(ln)
 	defer srv.Close()
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],

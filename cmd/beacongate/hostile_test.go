@@ -92,7 +92,7 @@ func TestHostileInput(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // the point is a handshake to a plain port
+		tc := tls.Client(c, &tls.Config{InsecureSkipVerify: true}) // the point is a handshake to a plain port
 		_ = tc.SetDeadline(time.Now().Add(5 * time.Second))
 		if err := tc.Handshake(); err == nil {
 			t.Fatalf("a TLS handshake on the plain port succeeded")
@@ -137,7 +137,7 @@ func rawOnce(t *testing.T, addr string, raw []byte) (int, string) {
 	}
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	go c.Write(raw) //nolint:errcheck // the server may answer and close before reading it all
+	go c.Write(raw) // the server may answer and close before reading it all
 	var resp fasthttp.Response
 	if err := resp.Read(bufio.NewReader(c)); err != nil {
 		if ne, ok := err.(net.Error); ok && ne.Timeout() {

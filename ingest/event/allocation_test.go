@@ -17,6 +17,8 @@ func TestAllocations(t *testing.T) {
 		return true
 	}
 	scratch := make([]byte, 0, 256)
+	stripped := make([]byte, 0, len(ev))
+	idNames := []string{"uid", "user_id"}
 	for name, fn := range map[string]func(){
 		"ValidateObject": func() {
 			if _, err := ValidateObject(ev, Limits{}); err != nil {
@@ -38,6 +40,11 @@ func TestAllocations(t *testing.T) {
 		"Field number": func() {
 			if _, _, ok := Field(ev, "ts", scratch[:0]); !ok {
 				t.Fatal("ts")
+			}
+		},
+		"AppendWithout": func() {
+			if out := AppendWithout(stripped[:0], ev, idNames); len(out) == 0 {
+				t.Fatal("empty")
 			}
 		},
 		"ValidateObject not_object": func() {

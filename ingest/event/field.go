@@ -83,6 +83,48 @@ func Field(obj []byte, name string, scratch []byte) (val []byte, newScratch []by
 	return nil, scratch, false
 }
 
+// AppendWithout appends obj, an object that ValidateObject accepted, to
+// dst without its top-level members whose names are in names, compared
+// after unescaping as Field compares them. The members kept are copied
+// byte for byte, but not the whitespace between them.
+func AppendWithout(dst, obj []byte, names []string) []byte {
+	dst = append(dst, '{')
+	first := true
+	i := skipWS(obj, 0) + 1 // past '{'
+	for {
+		i = skipWS(obj, i)
+		if i >= len(obj) || obj[i] != '"' {
+			break // '}' (or, against the contract, not an object)
+		}
+		ke, esc := stringEnd(obj, i+1)
+		if ke < 0 {
+			break
+		}
+		member := i
+		key := obj[i+1 : ke]
+		i = skipWS(obj, ke+1) + 1 // past ':'
+		start := skipWS(obj, i)
+		end := skipValue(obj, start)
+		if end <= start {
+			break
+		}
+		if i = skipWS(obj, end); i < len(obj) && obj[i] == ',' {
+			i++
+		}
+		if keyIn(key, esc, names) {
+			continue
+		}
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = append(dst, obj[member:ke+1]...)
+		dst = append(dst, ':')
+		dst = append(dst, obj[start:end]...)
+	}
+	return append(dst, '}')
+}
+
 // skipValue returns the index after the value at b[i] of valid JSON, or
 // -1. It only follows strings and brackets.
 func skipValue(b []byte, i int) int {
@@ -122,6 +164,16 @@ func skipValue(b []byte, i int) int {
 		}
 	}
 	return i
+}
+
+// keyIn reports whether keyEquals holds for one of names.
+func keyIn(key []byte, esc bool, names []string) bool {
+	for _, name := range names {
+		if keyEquals(key, esc, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // keyEquals reports whether the raw string contents key, which has

@@ -69,3 +69,19 @@ func TestFieldScratchGrows(t *testing.T) {
 		t.Fatalf("second Field = %q, %q, %v (first now %q)", val2, sc, ok, val)
 	}
 }
+
+func TestAppendWithout(t *testing.T) {
+	names := []string{"user_id", "anonymous_id", "a/b"}
+	for _, tt := range []struct{ obj, want string }{
+		{`{"event":"x","user_id":"u1", "anonymous_id" : "a1","props":{"user_id":"kept, not top level"}}`, `{"event":"x","props":{"user_id":"kept, not top level"}}`},
+		{` { "n" : 1 , "l" : [ 1, {"user_id":2} ] , "user_id":3 } `, `{"n":1,"l":[ 1, {"user_id":2} ]}`},
+		{`{"user_id":1}`, `{}`},
+		{`{}`, `{}`},
+		{`{"\u0075ser_id":1,"user_id":2,"k":"\"user_id\""}`, `{"k":"\"user_id\""}`},
+		{`{"a\/b":1,"user_idx":true}`, `{"user_idx":true}`},
+	} {
+		if got := AppendWithout([]byte("prefix"), []byte(tt.obj), names); string(got) != "prefix"+tt.want {
+			t.Errorf("AppendWithout(%s) = %s, want %s", tt.obj, got[len("prefix"):], tt.want)
+		}
+	}
+}

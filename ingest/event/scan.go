@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"math/bits"
 	"unicode/utf8"
+
+	"github.com/beacongate/beacongate/ingest/internal/lex"
 )
 
 // stackWords sizes the bit stack of open containers. It holds a little
@@ -274,7 +276,7 @@ func hex4(b []byte, i int) (rune, bool) {
 	}
 	var r rune
 	for _, c := range b[i : i+4] {
-		v := unhex[c]
+		v := lex.Unhex[c]
 		if v > 0xf {
 			return 0, false
 		}
@@ -282,21 +284,6 @@ func hex4(b []byte, i int) (rune, bool) {
 	}
 	return r, true
 }
-
-// unhex maps a hex digit to its value and every other byte to 0xff.
-var unhex = func() (t [256]byte) {
-	for i := range t {
-		t[i] = 0xff
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = byte(c - '0')
-	}
-	for c := 'a'; c <= 'f'; c++ {
-		t[c] = byte(c - 'a' + 10)
-		t[c-'a'+'A'] = byte(c - 'a' + 10)
-	}
-	return t
-}()
 
 // number scans -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? at b[i].
 // What follows the number is the caller's business.

@@ -59,11 +59,13 @@ func Split(body []byte, lim Limits, fn func(i int, ev []byte, err error) bool) e
 	if hasBOM(body[i:]) {
 		return problem{codeBOM, i}.err(lim.MaxDepth)
 	}
-	return &Error{reason: ErrNotBatch.reason, detail: ErrNotBatch.detail, Offset: i}
+	return ErrNotBatch.At(i, "")
 }
 
 func tooMany(limit int) *Error {
-	return &Error{reason: ErrTooManyEvents.reason, detail: ErrTooManyEvents.detail, Offset: -1, Limit: limit}
+	e := ErrTooManyEvents.At(-1, "")
+	e.Limit = limit
+	return e
 }
 
 // splitArray splits the JSON array whose '[' is at body[open].

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"unicode/utf8"
 
+	"github.com/beacongate/beacongate/ingest/internal/lex"
 	"github.com/beacongate/beacongate/ingest/record"
 )
 
@@ -65,7 +66,9 @@ func Parse(dst []record.Param, scratch []byte, raw []byte, lim Limits) ([]record
 			continue
 		}
 		if n == maxParams {
-			return dst[:dst0], scratch[:s0], &Error{reason: ErrTooManyParams.reason, detail: ErrTooManyParams.detail, Offset: i, Limit: maxParams}
+			err := ErrTooManyParams.At(i, "")
+			err.Limit = maxParams
+			return dst[:dst0], scratch[:s0], err
 		}
 		n++
 		ns := w
@@ -127,7 +130,7 @@ loop:
 			if i+2 >= len(raw) {
 				return i, w, fieldError(ErrBadEscape, i, name)
 			}
-			hi, lo := unhex[raw[i+1]], unhex[raw[i+2]]
+			hi, lo := lex.Unhex[raw[i+1]], lex.Unhex[raw[i+2]]
 			if hi|lo > 0xf {
 				return i, w, fieldError(ErrBadEscape, i, name)
 			}
@@ -170,7 +173,7 @@ func hasZero(x uint64) uint64 { return (x - ones) &^ x & highs }
 
 // fieldError builds the error for a problem at raw[off] in a name or value.
 func fieldError(kind *Error, off int, name bool) *Error {
-	detail := kind.detail
+	detail := kind.Detail()
 	if kind != ErrBadEscape {
 		if name {
 			detail += " in parameter name"
@@ -178,7 +181,7 @@ func fieldError(kind *Error, off int, name bool) *Error {
 			detail += " in parameter value"
 		}
 	}
-	return &Error{reason: kind.reason, detail: detail, Offset: off}
+	return kind.At(off, detail)
 }
 
 // rawOffset maps index k of the bytes decoded from raw[start:] back to an
@@ -214,21 +217,6 @@ func indexNUL(b []byte) int {
 	}
 	return len(b)
 }
-
-// unhex maps a hex digit to its value and every other byte to 0xff.
-var unhex = func() (t [256]byte) {
-	for i := range t {
-		t[i] = 0xff
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = byte(c - '0')
-	}
-	for c := 'a'; c <= 'f'; c++ {
-		t[c] = byte(c - 'a' + 10)
-		t[c-'a'+'A'] = byte(c - 'a' + 10)
-	}
-	return t
-}()
 
 // Get returns the value of the first parameter called name, or nil if
 // there is none (a present but empty value is non-nil when it came from

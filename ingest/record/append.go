@@ -39,7 +39,7 @@ const (
 // borrowed slice of the request into a new string (one allocation per
 // field and per parameter) and allocate the *Param values, on every event.
 // Append reads the borrowed slices in place and allocates nothing when dst
-// has room (see Size).
+// has room.
 //
 // The output is exactly what deterministic proto.Marshal writes for the
 // same values: fields in ascending number order, zero values omitted
@@ -91,41 +91,6 @@ func Append(dst []byte, b *Beacon) []byte {
 	return dst
 }
 
-// Size returns the exact length of Append's encoding of b, so that a
-// caller can grow its buffer once (slices.Grow) before appending. It costs
-// one UTF-8 scan of every string field.
-func Size(b *Beacon) int {
-	n := 0
-	if b.ReceivedAtMicros != 0 {
-		n += protowire.SizeTag(fieldReceivedAtUs) + protowire.SizeVarint(uint64(b.ReceivedAtMicros))
-	}
-	n += stringSize(fieldGatewayID, b.GatewayID)
-	n += stringSize(fieldRequestID, b.RequestID)
-	if b.Kind != KindUnspecified {
-		n += protowire.SizeTag(fieldKind) + protowire.SizeVarint(uint64(b.Kind))
-	}
-	n += stringSize(fieldMethod, b.Method)
-	n += stringSize(fieldHost, b.Host)
-	n += stringSize(fieldPath, b.Path)
-	n += fieldSize(fieldClientIP, len(b.ClientIP))
-	n += stringSize(fieldUserAgent, b.UserAgent)
-	n += stringSize(fieldReferer, b.Referer)
-	n += stringSize(fieldOrigin, b.Origin)
-	n += stringSize(fieldContentType, b.ContentType)
-	for i := range b.Params {
-		p := &b.Params[i]
-		m := stringSize(fieldParamName, p.Name) + stringSize(fieldParamValue, p.Value)
-		n += protowire.SizeTag(fieldParams) + protowire.SizeBytes(m)
-	}
-	n += fieldSize(fieldPayload, len(b.Payload))
-	n += stringSize(fieldShardKey, b.ShardKey)
-	if b.BatchIndex != 0 {
-		n += protowire.SizeTag(fieldBatchIndex) + protowire.SizeVarint(uint64(b.BatchIndex))
-	}
-	n += stringSize(fieldNetworkUserID, b.NetworkUserID)
-	return n
-}
-
 // appendBytes appends a proto3 bytes field; empty is not written.
 func appendBytes(dst []byte, num protowire.Number, v []byte) []byte {
 	if len(v) == 0 {
@@ -171,11 +136,4 @@ func fieldSize(num protowire.Number, n int) int {
 		return 0
 	}
 	return protowire.SizeTag(num) + protowire.SizeBytes(n)
-}
-
-// stringSize is the encoded size of a string field holding v once
-// sanitized.
-func stringSize(num protowire.Number, v []byte) int {
-	n, _ := validUTF8Len(v)
-	return fieldSize(num, n)
 }

@@ -45,7 +45,7 @@ func BenchmarkAppend(b *testing.B) {
 		{"pixel_invalid_utf8", invalid},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			size := record.Size(bc.b)
+			size := len(record.Append(nil, bc.b))
 			b.ReportAllocs()
 			b.SetBytes(int64(size))
 			b.RunParallel(func(pb *testing.PB) {
@@ -59,16 +59,5 @@ func BenchmarkAppend(b *testing.B) {
 				}
 			})
 		})
-	}
-}
-
-// BenchmarkSize measures the cost of pre-sizing a buffer.
-func BenchmarkSize(b *testing.B) {
-	p := pixel()
-	b.ReportAllocs()
-	for b.Loop() {
-		if record.Size(p) == 0 {
-			b.Fatal("Size = 0")
-		}
 	}
 }

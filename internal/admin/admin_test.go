@@ -21,7 +21,7 @@ func TestAdminSurface(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go s.Serve(ln) //nolint:errcheck
+	go s.Serve(ln)
 	defer s.Shutdown(context.Background())
 	base := "http://" + ln.Addr().String()
 	get := func(path string) (int, string) {
@@ -57,7 +57,7 @@ func TestAdminToken(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go s.Serve(ln) //nolint:errcheck
+	go s.Serve(ln)
 	defer s.Shutdown(context.Background())
 	do := func(path, auth string) int {
 		req, _ := http.NewRequest("GET", "http://"+ln.Addr().String()+path, nil)

@@ -34,18 +34,11 @@ func (s *Spool) Read(max int, fn func(key, value []byte, appended time.Time) err
 			s.mu.Unlock()
 			return s.rpos, n, ErrClosed
 		}
-		i := s.segIndexLocked(s.rpos.Segment)
-		if i < 0 {
-			s.mu.Unlock()
+		m, sealed, next, ok := s.segLocked(s.rpos.Segment)
+		s.mu.Unlock()
+		if !ok {
 			panic(fmt.Sprintf("BUG: spool: the read position %v is in no segment", s.rpos))
 		}
-		m := s.segs[i]
-		var next uint64
-		sealed := i < len(s.segs)-1
-		if sealed {
-			next = s.segs[i+1].id
-		}
-		s.mu.Unlock()
 
 		switch {
 		case m.corruptAt >= 0 && s.rpos.Offset >= m.corruptAt:
@@ -288,18 +281,11 @@ func (s *Spool) writeCursor(p Pos) error {
 func (s *Spool) peekTime(p Pos) (time.Time, bool) {
 	for {
 		s.mu.Lock()
-		i := s.segIndexLocked(p.Segment)
-		if i < 0 {
-			s.mu.Unlock()
+		m, sealed, next, ok := s.segLocked(p.Segment)
+		s.mu.Unlock()
+		if !ok {
 			return time.Time{}, false
 		}
-		m := s.segs[i]
-		var next uint64
-		sealed := i < len(s.segs)-1
-		if sealed {
-			next = s.segs[i+1].id
-		}
-		s.mu.Unlock()
 
 		if (m.corruptAt < 0 || p.Offset < m.corruptAt) && p.Offset < m.size {
 			if p.Offset == 0 && !m.first.IsZero() {
@@ -336,4 +322,18 @@ func (s *Spool) segIndexLocked(id uint64) int {
 		}
 	}
 	return -1
+}
+
+// segLocked returns a copy of segment id's metadata, whether a later
+// segment exists (id is sealed) and that segment's id; ok is false when no
+// segment has that id.
+func (s *Spool) segLocked(id uint64) (m segMeta, sealed bool, next uint64, ok bool) {
+	i := s.segIndexLocked(id)
+	if i < 0 {
+		return segMeta{}, false, 0, false
+	}
+	if sealed = i < len(s.segs)-1; sealed {
+		next = s.segs[i+1].id
+	}
+	return s.segs[i], sealed, next, true
 }
