@@ -12,11 +12,11 @@ import (
 
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
-	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/beacongate/beacongate/internal/kafka/embedded"
+	"github.com/beacongate/beacongate/internal/kafkatest"
 	beaconv1 "github.com/beacongate/beacongate/proto/beacongate/v1"
 )
 
@@ -132,25 +132,13 @@ type keyedRecord struct {
 // readEvents reads n records from the beacons topic.
 func readEvents(t *testing.T, addr string, n int, timeout time.Duration) []keyedRecord {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics("beacons"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
 	var out []keyedRecord
-	for len(out) < n && ctx.Err() == nil {
-		for _, r := range cl.PollFetches(ctx).Records() {
-			var rec beaconv1.Beacon
-			if err := proto.Unmarshal(r.Value, &rec); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, keyedRecord{r.Key, &rec})
+	for _, r := range kafkatest.Consume(t, addr, "beacons", n, timeout) {
+		var rec beaconv1.Beacon
+		if err := proto.Unmarshal(r.Value, &rec); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if len(out) < n {
-		t.Fatalf("%d records in Kafka after %v, want %d", len(out), timeout, n)
+		out = append(out, keyedRecord{r.Key, &rec})
 	}
 	return out
 }

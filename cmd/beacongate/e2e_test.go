@@ -17,13 +17,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/beacongate/beacongate/ingest/record"
 	"github.com/beacongate/beacongate/internal/kafka/embedded"
 	"github.com/beacongate/beacongate/internal/kafka/spool"
+	"github.com/beacongate/beacongate/internal/kafkatest"
 	beaconv1 "github.com/beacongate/beacongate/proto/beacongate/v1"
 )
 
@@ -310,21 +310,8 @@ func TestSIGTERMDeliversEveryAcceptedEvent(t *testing.T) {
 	// next start; replay it as an operator would.
 	left := replayLeftovers(t, dir, b.Addr())
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	var got []*kgo.Record
-	for len(got) < want && ctx.Err() == nil {
-		got = append(got, cl.PollFetches(ctx).Records()...)
-	}
-	// Poll briefly for more: a duplicate would show up here.
-	extra, cancel2 := context.WithTimeout(context.Background(), 500*time.Millisecond)
-	defer cancel2()
-	got = append(got, cl.PollFetches(extra).Records()...)
+	// Consume polls briefly past want: a duplicate would show up there.
+	got := kafkatest.Consume(t, b.Addr(), topic, want, 20*time.Second)
 
 	// Every acknowledged event is there exactly once. (A request whose
 	// response was cut by the closing listener may have been delivered
@@ -486,20 +473,7 @@ func TestEveryEventBecomesOneRecord(t *testing.T) {
 		check(resp, err, 200)
 	}
 
-	cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addr()), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var got []*kgo.Record
-	for len(got) < len(want) && ctx.Err() == nil {
-		got = append(got, cl.PollFetches(ctx).Records()...)
-	}
-	extra, cancel2 := context.WithTimeout(context.Background(), 500*time.Millisecond)
-	defer cancel2()
-	got = append(got, cl.PollFetches(extra).Records()...)
+	got := kafkatest.Consume(t, b.Addr(), topic, len(want), 30*time.Second)
 	if len(got) != len(want) {
 		t.Fatalf("%d records in Kafka for %d events sent", len(got), len(want))
 	}
