@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 ARGS    ?=
 export CGO_ENABLED := 1
 
-.PHONY: all build run test test-unit test-race vet lint vulncheck fmt-check proto fuzz fuzz-ci bench clean
+.PHONY: all build run test test-unit test-race vet lint vulncheck fmt-check proto fuzz fuzz-ci bench faults clean
 
 all: build
 
@@ -32,6 +32,17 @@ run: build
 BENCH_ARGS ?=
 bench: build
 	./bin/beacongate-bench -spawn -baseline -conns 64 -duration 20s -preset pixel $(BENCH_ARGS)
+
+# The fault tests alone (the real binary against an in-process broker,
+# one injected fault each), printing the one line of figures each test
+# logs: the source of the table in docs/delivery.md. RUNS=n repeats them.
+RUNS ?= 1
+faults:
+	@for i in $$(seq $(RUNS)); do \
+	  echo "== run $$i of $(RUNS), $$(git rev-parse --short HEAD), $$(date -u +%F)"; \
+	  $(GO) test -count=1 -timeout 20m -run '^(TestFault|TestSIGTERMDeliversEveryAcceptedEvent)' -v ./cmd/beacongate/ \
+	    | grep -E '^(--- |ok|FAIL)|^ +fault_[a-z]+_test.go:[0-9]+: [^ ]|^ +e2e_test.go:[0-9]+: [0-9]' ; \
+	done
 
 # Every test: vet and format, unit and integration tests (real librdkafka
 # producer against an in-process Kafka-protocol broker, read back by
