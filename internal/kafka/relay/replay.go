@@ -12,6 +12,9 @@ import (
 	"github.com/beacongate/beacongate/internal/kafka/spool"
 )
 
+// handoffRecords bounds the last round, read while appends wait.
+const handoffRecords = 2000
+
 var (
 	errReplayBusy = errors.New("relay: producer queue has no room to replay into")
 	errRoundFull  = errors.New("relay: replay round full")
@@ -198,6 +201,19 @@ func (r *Relay) replayRound(lane *spool.Spool, name string) (int, error) {
 	if maxRecs <= 0 || maxBytes <= 0 {
 		return 0, errReplayBusy
 	}
+	// The last round hands over to producing directly. When all that is
+	// left fits in this round, it is read with appends held off (r.mu),
+	// and, once every record of it is in the producer's queue, records go
+	// straight to Kafka again: those accepted from then on queue behind
+	// the round's. Waiting for an empty spool instead never ends under a
+	// steady load: records arrive during every round.
+	handoff := false
+	if lane == r.sp.Main {
+		if recs, bytes := r.sp.Waiting(); recs <= int64(min(maxRecs, handoffRecords)) && bytes <= maxBytes {
+			r.mu.Lock()
+			handoff = true
+		}
+	}
 	rd := newRound(r)
 	var size int64
 	var produceErr error
@@ -226,6 +242,30 @@ func (r *Relay) replayRound(lane *spool.Spool, name string) (int, error) {
 	})
 	if errors.Is(err, errRoundFull) || (err != nil && errors.Is(err, produceErr)) {
 		err = nil
+	}
+	if handoff {
+		handedOff := err == nil && produceErr == nil && r.sp.Kept.Empty() && lane.Stats().Records == int64(n)
+		if handedOff {
+			r.lastRound.Store(true)
+			r.spooling.Store(false)
+			r.log.Info("spool drained: producing directly again", zap.Int("last_round", n))
+		}
+		r.mu.Unlock()
+		if handedOff {
+			defer func() {
+				r.mu.Lock()
+				defer r.mu.Unlock()
+				if !lane.Empty() && !r.spooling.Load() {
+					// The round was not committed: its records are still
+					// in the spool and go before anything newer again.
+					r.startSpoolingLocked("the last replay round could not be committed")
+				}
+				r.lastRound.Store(false)
+				if !r.spooling.Load() {
+					spoolingGauge.Set(0)
+				}
+			}()
+		}
 	}
 	if n == 0 {
 		rd.release()
