@@ -1,0 +1,397 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/beacongate/beacongate/internal/kafka/relay"
+	"github.com/beacongate/beacongate/internal/kafka/spool"
+	beaconv1 "github.com/beacongate/beacongate/proto/beacongate/v1"
+)
+
+// Fault tests of the Kafka side: permanent refusals, a full spool during
+// replay, an outage in the middle of a replay round, one broker of three
+// down. Each checks that the fault really happened before it checks what
+// became of every acknowledged beacon.
+
+// kfProduce selects produce requests for a kfake fault.
+var kfProduce = []kmsg.Key{kmsg.Produce}
+
+// kfMetricSum is the sum of every sample of a metric, labelled or not (0
+// if absent), from the gateway's /metrics.
+func kfMetricSum(t *testing.T, g *gateway, name string) float64 {
+	t.Helper()
+	return kfMetricSumWhere(t, g, name, "")
+}
+
+// kfMetricSumWhere sums the samples of name whose labels contain label
+// (e.g. `code="INVALID_RECORD"`); "" takes them all.
+func kfMetricSumWhere(t *testing.T, g *gateway, name, label string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + g.admin + "/metrics")
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	sum := 0.0
+	for sc.Scan() {
+		line := sc.Text()
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+			continue
+		}
+		if label != "" && !strings.Contains(rest, label) {
+			continue
+		}
+		i := strings.LastIndexByte(rest, ' ')
+		v, _ := strconv.ParseFloat(rest[i+1:], 64)
+		sum += v
+	}
+	return sum
+}
+
+// kfBeaconID is "uid/seq" of an encoded record.
+func kfBeaconID(t *testing.T, value []byte) string {
+	t.Helper()
+	var rec beaconv1.Beacon
+	if err := proto.Unmarshal(value, &rec); err != nil {
+		t.Fatalf("undecodable record: %v", err)
+	}
+	return rec.ShardKey + "/" + strconv.Itoa(seqOf(t, &rec))
+}
+
+// kfReadDeadLetters reads the dead-letter topic until it holds at least
+// want records and a poll of one second brings nothing new, or until
+// timeout. It returns "uid/seq" → the beacongate.code header of each
+// record, and how many records there were (duplicates included).
+func kfReadDeadLetters(t *testing.T, addr, topic string, want int, timeout time.Duration) (map[string]string, int) {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	codes := map[string]string{}
+	n := 0
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		recs := cl.PollFetches(ctx).Records()
+		cancel()
+		if len(recs) == 0 && n >= want {
+			break
+		}
+		for _, r := range recs {
+			code := ""
+			for _, h := range r.Headers {
+				if h.Key == "beacongate.code" {
+					code = string(h.Value)
+				}
+			}
+			codes[kfBeaconID(t, r.Value)] = code
+			n++
+		}
+	}
+	return codes, n
+}
+
+// kfQuarantined reads the quarantine lane of a stopped gateway's spool:
+// "uid/seq" → code of each quarantined record.
+func kfQuarantined(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	_, err := spool.Inspect(filepath.Join(dir, "quarantine"), func(key, value []byte, _ time.Time) error {
+		q, err := relay.DecodeQuarantined(key, value)
+		if err != nil {
+			return err
+		}
+		out[kfBeaconID(t, q.Value)] = q.Code
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("reading the quarantine: %v", err)
+	}
+	return out
+}
+
+// kfProbe sends n acknowledged-mode pixels for uid and returns the ids
+// Kafka (or the fsynced spool) acknowledged; any other answer fails.
+func kfProbe(t *testing.T, g *gateway, uid string, n int) map[string]bool {
+	t.Helper()
+	acked := map[string]bool{}
+	client := &http.Client{Timeout: 15 * time.Second}
+	for i := 0; i < n; i++ {
+		req, _ := http.NewRequest("GET", fmt.Sprintf("http://%s/i?uid=%s&seq=%d", g.http, uid, i), nil)
+		req.Header.Set("X-Beacon-Ack", "kafka")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("probe %s/%d: %v", uid, i, err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("probe %s/%d after the fault: status %d", uid, i, resp.StatusCode)
+		}
+		acked[uid+"/"+strconv.Itoa(i)] = true
+	}
+	return acked
+}
+
+// kfPermanentRun loads a gateway while the broker refuses a bounded
+// number of produce requests for the main topic with permanent errors,
+// then checks the spool drains and beacons sent afterwards reach Kafka.
+type kfPermanentRun struct {
+	g                 *gateway
+	res               *loadResult
+	hits              int
+	after             map[string]bool // acknowledged-mode probes sent after the fault
+	retried, retried2 float64
+	refused           float64
+	deadLettered      float64 // beacongate_dead_letters_total{reason="kafka_rejected"}
+	quarantined       float64 // beacongate_spool_quarantined_total
+	final             finalLine
+}
+
+func kfRunPermanent(t *testing.T, c *kfake.Cluster, args []string) *kfPermanentRun {
+	t.Helper()
+	run := &kfPermanentRun{g: startGateway(t, args...)}
+	stop := make(chan struct{})
+	res, wait := runLoad(run.g, 8, 2, 2*time.Millisecond, stop)
+	run.res = res
+	time.Sleep(time.Second)
+	// Only the main topic: the dead-letter topic must take what is set aside.
+	h := c.Fault(
+		kfake.Fault{Keys: kfProduce, Topic: "beacons", Err: kerr.InvalidRecord, Count: 4},
+		kfake.Fault{Keys: kfProduce, Topic: "beacons", Err: kerr.PolicyViolation, Count: 4},
+	)
+	waitUntil(t, "the permanent faults to be spent", 20*time.Second, func() bool { return h.Hits() == 8 })
+	time.Sleep(2 * time.Second) // load goes on after the fault
+	close(stop)
+	wait()
+	run.hits = h.Hits()
+	// A refused record left in the retry path would keep the spool active
+	// (or replaying) for ever.
+	waitUntil(t, "the spool to be inactive", 30*time.Second, func() bool { return metric(t, run.g, "beacongate_spool_active") == 0 })
+	run.retried = metric(t, run.g, "beacongate_spool_records_retried_total")
+	run.after = kfProbe(t, run.g, "after", 20)
+	time.Sleep(time.Second)
+	run.retried2 = metric(t, run.g, "beacongate_spool_records_retried_total")
+	run.refused = kfMetricSum(t, run.g, "beacongate_records_refused_by_kafka_total")
+	run.deadLettered = kfMetricSumWhere(t, run.g, "beacongate_dead_letters_total", `reason="kafka_rejected"`)
+	run.quarantined = kfMetricSum(t, run.g, "beacongate_spool_quarantined_total")
+	if code := run.g.stop(t); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	run.final = run.g.finalLine(t)
+	return run
+}
+
+// TestFaultPermanentRefusalDeadLettered: the broker refuses 8 produce
+// requests for the main topic with INVALID_RECORD and POLICY_VIOLATION
+// under load, with -kafka.dlq-topic. The refused records must leave the
+// retry path: each is in the dead-letter topic with its code in the
+// beacongate.code header, counted; every acknowledged beacon is in the
+// main topic or the dead-letter topic, never both; the spool ends
+// inactive with no replay retries going on; and beacons sent after the
+// fault reach the main topic.
+func TestFaultPermanentRefusalDeadLettered(t *testing.T) {
+	c, _ := faultBroker(t, "beacons")
+	if err := c.CreateTopic("dead", 4, nil); err != nil {
+		t.Fatal(err)
+	}
+	addr := c.ListenAddrs()[0]
+	dir := t.TempDir()
+	run := kfRunPermanent(t, c, faultFlags(addr, dir, "-kafka.dlq-topic", "dead"))
+	dead, deadRecs := kfReadDeadLetters(t, addr, "dead", int(run.refused), 30*time.Second)
+	wantMain := map[string]bool{}
+	for id := range run.res.acked {
+		if _, ok := dead[id]; !ok {
+			wantMain[id] = true
+		}
+	}
+	for id := range run.after {
+		wantMain[id] = true
+	}
+	d := readBack(t, addr, "beacons", wantMain, 60*time.Second)
+	lost, dup := d.check(wantMain)
+	both := 0
+	for id := range dead {
+		if d.seen[id] > 0 {
+			both++
+		}
+	}
+	byCode := map[string]int{}
+	for _, code := range dead {
+		byCode[code]++
+	}
+	q := inspectSpoolDir(t, dir)
+	t.Logf("permanent refusals with a dead-letter topic: %d produce requests faulted; %d acknowledged (+%d probes after), refused %v, dead letters %v counted / %d records (%v), quarantined %d; main topic %d records, lost %d, duplicated %d, in both topics %d, order violations %d; replay retries %v then %v; final %+v; statuses %v",
+		run.hits, len(run.res.acked), len(run.after), run.refused, run.deadLettered, deadRecs, byCode, q.Quarantine.Records, d.records, lost, dup, both, d.orderBreak, run.retried, run.retried2, run.final, run.res.statuses)
+	if run.hits != 8 {
+		t.Fatalf("%d produce requests faulted, want 8", run.hits)
+	}
+	if run.refused == 0 || run.deadLettered != run.refused || deadRecs != int(run.refused) || len(dead) != deadRecs || run.quarantined != 0 {
+		t.Fatalf("refused %v records, counted %v dead letters and %v quarantined, but the dead-letter topic holds %d (%d distinct)",
+			run.refused, run.deadLettered, run.quarantined, deadRecs, len(dead))
+	}
+	if byCode["INVALID_RECORD"] == 0 || byCode["POLICY_VIOLATION"] == 0 || len(byCode) != 2 {
+		t.Fatalf("dead letters by beacongate.code %v: want INVALID_RECORD and POLICY_VIOLATION only", byCode)
+	}
+	if lost != 0 || dup != 0 || both != 0 || d.orderBreak != 0 || run.final.Lost != 0 || run.final.Quarantined != 0 {
+		t.Fatalf("lost %d, duplicated %d, in both topics %d, order violations %d, final %+v", lost, dup, both, d.orderBreak, run.final)
+	}
+	if run.retried2 != run.retried {
+		t.Fatalf("replay retries still going on with the spool inactive: %v then %v", run.retried, run.retried2)
+	}
+}
+
+// kfLogTime is the time of the first log line with message msg at or after
+// since (zero if none).
+func kfLogTime(t *testing.T, g *gateway, msg string, since time.Time) time.Time {
+	t.Helper()
+	for _, line := range strings.Split(g.logs.String(), "\n") {
+		if !strings.Contains(line, msg) {
+			continue
+		}
+		var m struct{ Msg, Ts string }
+		if json.Unmarshal([]byte(line), &m) != nil || m.Msg != msg {
+			continue
+		}
+		ts, err := time.Parse("2006-01-02T15:04:05.000Z0700", m.Ts)
+		if err != nil {
+			t.Fatalf("log time %q: %v", m.Ts, err)
+		}
+		if !ts.Before(since.Truncate(time.Millisecond)) {
+			return ts
+		}
+	}
+	return time.Time{}
+}
+
+// kfDirectRefusals counts the producer's log lines about records produced
+// directly (not replayed: the replayer handles its own failures) that
+// librdkafka gave up on with one of codes.
+func kfDirectRefusals(g *gateway, codes ...string) int {
+	n := 0
+	for _, line := range strings.Split(g.logs.String(), "\n") {
+		var m struct{ Msg, Code string }
+		if json.Unmarshal([]byte(line), &m) == nil && m.Msg == "record delivery failed; kept by the failure handler" && slices.Contains(codes, m.Code) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestFaultPermanentRefusalQuarantined: without a dead-letter topic, the
+// broker is cut for 4 s under load, longer than message.timeout.ms, so
+// every record is in the spool (librdkafka hands back what it held); when
+// it returns, its first 2 produce requests for the topic, replay rounds,
+// are refused with INVALID_RECORD and POLICY_VIOLATION. The refused
+// records must go to the spool's quarantine (counted, named by code in
+// `spool inspect`), never to the main topic (not replayed again), while
+// the rest of each round is committed: every acknowledged beacon is in
+// the main topic or the quarantine, the spool drains, and beacons sent
+// after the fault reach Kafka.
+func TestFaultPermanentRefusalQuarantined(t *testing.T) {
+	c, cut := faultBroker(t, "beacons")
+	addr := c.ListenAddrs()[0]
+	dir := t.TempDir()
+	g := startGateway(t, faultFlags(addr, dir, "-kafka.config", "message.timeout.ms=2000")...)
+	stop := make(chan struct{})
+	// A light load, so that replay outruns it and the spool drains soon.
+	res, wait := runLoad(g, 4, 1, 5*time.Millisecond, stop)
+	time.Sleep(time.Second)
+	cut.setDown(true)
+	time.Sleep(4 * time.Second)
+	spooled := metric(t, g, "beacongate_spool_records_spooled_total")
+	kept := metric(t, g, "beacongate_spool_records_kept_total")
+	var lastHit atomic.Int64
+	when := func(kmsg.Request) bool { lastHit.Store(time.Now().UnixNano()); return true }
+	h := c.Fault(
+		kfake.Fault{Keys: kfProduce, Topic: "beacons", Err: kerr.InvalidRecord, Count: 1, When: when},
+		kfake.Fault{Keys: kfProduce, Topic: "beacons", Err: kerr.PolicyViolation, Count: 1, When: when},
+	)
+	restored := time.Now()
+	cut.setDown(false)
+	waitUntil(t, "the permanent faults to be spent", 20*time.Second, func() bool { return h.Hits() == 2 })
+	waitUntil(t, "the spool to be inactive", 30*time.Second, func() bool { return metric(t, g, "beacongate_spool_active") == 0 })
+	time.Sleep(2 * time.Second) // load goes on after the fault
+	close(stop)
+	wait()
+	waitUntil(t, "the spool to be inactive", 30*time.Second, func() bool { return metric(t, g, "beacongate_spool_active") == 0 })
+	retried := metric(t, g, "beacongate_spool_records_retried_total")
+	after := kfProbe(t, g, "after", 20)
+	time.Sleep(time.Second)
+	retried2 := metric(t, g, "beacongate_spool_records_retried_total")
+	replayed := metric(t, g, "beacongate_spool_records_replayed_total")
+	refused := kfMetricSum(t, g, "beacongate_records_refused_by_kafka_total")
+	quarantinedMetric := kfMetricSum(t, g, "beacongate_spool_quarantined_total")
+	if code := g.stop(t); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	final := g.finalLine(t)
+	drained := kfLogTime(t, g, "spool drained: producing directly again", restored)
+	hitAt := time.Unix(0, lastHit.Load())
+
+	quar := kfQuarantined(t, dir)
+	st := inspectSpoolDir(t, dir)
+	wantMain := map[string]bool{}
+	for id := range res.acked {
+		if _, ok := quar[id]; !ok {
+			wantMain[id] = true
+		}
+	}
+	for id := range after {
+		wantMain[id] = true
+	}
+	d := readBack(t, addr, "beacons", wantMain, 60*time.Second)
+	lost, dup := d.check(wantMain)
+	replayedAgain := 0
+	for id := range quar {
+		if d.seen[id] > 0 {
+			replayedAgain++
+		}
+	}
+	t.Logf("permanent refusals while replaying, no dead-letter topic: %d spooled (%d kept), %d produce requests faulted (last %v before the spool drained), %v replayed; refused %v, quarantined %v counted / %d in the lane (inspect: %d %v); %d acknowledged (+%d probes after); main topic %d records, lost %d, duplicated %d, quarantined yet in the main topic %d, order violations %d; replay retries %v then %v; final %+v",
+		int(spooled), int(kept), h.Hits(), drained.Sub(hitAt).Round(time.Millisecond), replayed, refused, quarantinedMetric, len(quar), st.Quarantine.Records, st.Quarantine.ByCode,
+		len(res.acked), len(after), d.records, lost, dup, replayedAgain, d.orderBreak, retried, retried2, final)
+	if spooled == 0 || kept == 0 || h.Hits() != 2 || replayed == 0 {
+		t.Fatalf("the fault did not hit a replay (spooled %v, kept %v, faulted %d, replayed %v)", spooled, kept, h.Hits(), replayed)
+	}
+	if n := kfDirectRefusals(g, "INVALID_RECORD", "POLICY_VIOLATION"); n > 0 {
+		t.Fatalf("%d refusals hit records produced directly, not replayed ones", n)
+	}
+	if drained.IsZero() || !hitAt.Before(drained) {
+		t.Fatalf("the last refusal (%v) came after the spool drained (%v): it did not hit a replay round", hitAt, drained)
+	}
+	if refused == 0 || quarantinedMetric != refused || len(quar) != int(refused) || st.Quarantine.Records != int64(refused) || final.Quarantined != int64(refused) {
+		t.Fatalf("refused %v, quarantined %v counted, %d in the lane, inspect %d, final %+v: want all equal", refused, quarantinedMetric, len(quar), st.Quarantine.Records, final)
+	}
+	if st.Quarantine.ByCode["INVALID_RECORD"] == 0 || st.Quarantine.ByCode["POLICY_VIOLATION"] == 0 || len(st.Quarantine.ByCode) != 2 {
+		t.Fatalf("quarantine by code %v: want INVALID_RECORD and POLICY_VIOLATION only", st.Quarantine.ByCode)
+	}
+	if st.Records != 0 || lost != 0 || dup != 0 || replayedAgain != 0 || d.orderBreak != 0 || final.Lost != 0 {
+		t.Fatalf("%d left in the spool, lost %d, duplicated %d, quarantined yet in the main topic %d, order violations %d, final %+v",
+			st.Records, lost, dup, replayedAgain, d.orderBreak, final)
+	}
+	if retried2 != retried {
+		t.Fatalf("replay retries still going on with the spool inactive: %v then %v", retried, retried2)
+	}
+}
