@@ -395,3 +395,67 @@ func TestFaultPermanentRefusalQuarantined(t *testing.T) {
 		t.Fatalf("replay retries still going on with the spool inactive: %v then %v", retried, retried2)
 	}
 }
+
+// kfStatus503 counts the 503 answers a load got so far.
+func kfStatus503(res *loadResult) int {
+	res.mu.Lock()
+	defer res.mu.Unlock()
+	return res.statuses[http.StatusServiceUnavailable]
+}
+
+// TestFaultSpoolFullDuringReplay: the spool is small (256 KiB) and the
+// broker is cut until the load gets 503 spool_full answers. The broker
+// then returns but refuses every produce request with the retriable
+// NOT_ENOUGH_REPLICAS for 5 s, longer than message.timeout.ms (2 s), so
+// replay rounds fail and are produced again while the spool is full and
+// answers 503. Once the broker is healthy, nothing acknowledged may be
+// lost or duplicated, per-key order must hold, and the spool must drain.
+func TestFaultSpoolFullDuringReplay(t *testing.T) {
+	c, cut := faultBroker(t, "beacons")
+	addr := c.ListenAddrs()[0]
+	dir := t.TempDir()
+	g := startGateway(t, faultFlags(addr, dir, "-spool.max-bytes", "262144", "-spool.segment-bytes", "65536",
+		"-kafka.config", "message.timeout.ms=2000")...)
+	stop := make(chan struct{})
+	res, wait := runLoad(g, 4, 1, time.Millisecond, stop)
+	time.Sleep(time.Second)
+	cut.setDown(true)
+	waitUntil(t, "503s from the full spool", 30*time.Second, func() bool { return kfStatus503(res) > 50 })
+	fullBefore := kfMetricSumWhere(t, g, "beacongate_spool_rejected_total", `reason="full"`)
+	failedBefore := kfMetricSum(t, g, "beacongate_kafka_records_failed_total")
+	h := c.Fault(kfake.Fault{Keys: kfProduce, Topic: "beacons", Err: kerr.NotEnoughReplicas, Count: -1})
+	cut.setDown(false)
+	time.Sleep(5 * time.Second)
+	h.Remove()
+	fullDuring := kfMetricSumWhere(t, g, "beacongate_spool_rejected_total", `reason="full"`) - fullBefore
+	failedDuring := kfMetricSum(t, g, "beacongate_kafka_records_failed_total") - failedBefore
+	waitUntil(t, "the spool to drain under load", 60*time.Second, func() bool { return metric(t, g, "beacongate_spool_active") == 0 })
+	time.Sleep(time.Second) // load goes on after the fault
+	close(stop)
+	wait()
+	waitUntil(t, "the spool to be inactive", 30*time.Second, func() bool { return metric(t, g, "beacongate_spool_active") == 0 })
+	retried := metric(t, g, "beacongate_spool_records_retried_total")
+	replayed := metric(t, g, "beacongate_spool_records_replayed_total")
+	lostMetric := metric(t, g, "beacongate_records_lost_total")
+	if code := g.stop(t); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	final := g.finalLine(t)
+	st := inspectSpoolDir(t, dir)
+	d := readBack(t, addr, "beacons", res.acked, 60*time.Second)
+	lost, dup := d.check(res.acked)
+	t.Logf("spool full during failing replay: %d produce requests refused (NOT_ENOUGH_REPLICAS), %v spool_full refusals and %v records failed (timed out) while it lasted, %v replayed records failed and produced again, %v replayed; %d acknowledged, %d records in Kafka, lost %d, duplicated %d, order violations %d; lost metric %v, final %+v, left in the spool %d; statuses %v, transport errors %d",
+		h.Hits(), fullDuring, failedDuring, retried, replayed, len(res.acked), d.records, lost, dup, d.orderBreak, lostMetric, final, st.Records, res.statuses, res.transport)
+	if h.Hits() == 0 || failedDuring == 0 || retried == 0 || fullDuring == 0 || replayed == 0 {
+		t.Fatalf("the fault did not happen: %d refused produce requests, %v records failed and %v spool_full refusals while it lasted, %v replay retries, %v replayed",
+			h.Hits(), failedDuring, fullDuring, retried, replayed)
+	}
+	if lost != 0 || dup != 0 || d.orderBreak != 0 || lostMetric != 0 || final.Lost != 0 || st.Records != 0 {
+		t.Fatalf("lost %d, duplicated %d, order violations %d, lost metric %v, final %+v, %d left in the spool", lost, dup, d.orderBreak, lostMetric, final, st.Records)
+	}
+	for s := range res.statuses {
+		if s >= 500 && s != http.StatusServiceUnavailable {
+			t.Fatalf("status %d: only 503 is expected from a full spool", s)
+		}
+	}
+}
