@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -457,5 +458,171 @@ func TestFaultSpoolFullDuringReplay(t *testing.T) {
 		if s >= 500 && s != http.StatusServiceUnavailable {
 			t.Fatalf("status %d: only 503 is expected from a full spool", s)
 		}
+	}
+}
+
+// kfFirstCopyOrderBreaks reads the n records of topic and counts, per
+// key, first copies that come after a larger seq's first copy: order
+// broken, as opposed to a later duplicate of a record already there.
+func kfFirstCopyOrderBreaks(t *testing.T, addr, topic string, n int) int {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	seen := map[string]bool{}
+	last := map[string]int{}
+	breaks, read := 0, 0
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for read < n && ctx.Err() == nil {
+		for _, r := range cl.PollFetches(ctx).Records() {
+			read++
+			id := kfBeaconID(t, r.Value)
+			if seen[id] {
+				continue
+			}
+			seen[id] = true
+			key, seqText, _ := strings.Cut(id, "/")
+			seq, _ := strconv.Atoi(seqText)
+			if prev, ok := last[key]; ok && seq < prev {
+				breaks++
+			}
+			last[key] = seq
+		}
+	}
+	if read < n {
+		t.Fatalf("read %d of %d records again", read, n)
+	}
+	return breaks
+}
+
+// kfProduceLog records when the broker handled each produce request for a
+// topic, and how many records it carried.
+type kfProduceLog struct {
+	mu   sync.Mutex
+	at   []time.Time
+	recs []int
+}
+
+func kfObserveProduce(c *kfake.Cluster, topic string) *kfProduceLog {
+	l := &kfProduceLog{}
+	c.ControlKey(kmsg.Produce.Int16(), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		n := 0
+		for _, rt := range req.(*kmsg.ProduceRequest).Topics {
+			if rt.Topic != topic {
+				continue
+			}
+			for _, rp := range rt.Partitions {
+				var b kmsg.RecordBatch
+				if b.ReadFrom(rp.Records) == nil {
+					n += int(b.NumRecords)
+				}
+			}
+		}
+		l.mu.Lock()
+		l.at = append(l.at, time.Now())
+		l.recs = append(l.recs, n)
+		l.mu.Unlock()
+		return nil, nil, false
+	})
+	return l
+}
+
+// records sums the records of the requests handled in [from, to).
+func (l *kfProduceLog) records(from, to time.Time) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for i, at := range l.at {
+		if !at.Before(from) && at.Before(to) {
+			n += l.recs[i]
+		}
+	}
+	return n
+}
+
+// TestFaultOutageDuringReplayRound: a first outage of 4 s fills the spool;
+// the broker returns, and while the spool is being replayed (a round
+// committed, more waiting) it is cut again for 8 s, longer than
+// message.timeout.ms (3 s): the records of the round in flight time out.
+// The round must produce them again, in order, without reading the spool
+// again while their first copies could still be delivered: 0 lost,
+// per-key order kept, and duplicates only where the broker persisted a
+// request whose response the cut lost.
+func TestFaultOutageDuringReplayRound(t *testing.T) {
+	c, cut := faultBroker(t, "beacons")
+	addr := c.ListenAddrs()[0]
+	dir := t.TempDir()
+	// A smaller producer queue makes smaller replay rounds (a round takes
+	// at most nine tenths of the queue), so the replay takes several.
+	g := startGateway(t, faultFlags(addr, dir, "-kafka.config", "message.timeout.ms=3000", "-kafka.config", "queue.buffering.max.messages=3000")...)
+	obs := kfObserveProduce(c, "beacons")
+	stop := make(chan struct{})
+	res, wait := runLoad(g, 8, 2, time.Millisecond, stop)
+	time.Sleep(time.Second)
+	cut.setDown(true)
+	time.Sleep(4 * time.Second)
+	cut.setDown(false)
+	waitUntil(t, "a replay round committed", 20*time.Second, func() bool {
+		return metric(t, g, "beacongate_spool_records_replayed_total") > 0
+	})
+	cutAt := time.Now()
+	cut.setDown(true)
+	replayedAtCut := metric(t, g, "beacongate_spool_records_replayed_total")
+	waitingAtCut := metric(t, g, "beacongate_spool_records")
+	activeAtCut := metric(t, g, "beacongate_spool_active")
+	failedBefore := kfMetricSum(t, g, "beacongate_kafka_records_failed_total")
+	time.Sleep(8 * time.Second)
+	failedDuring := kfMetricSum(t, g, "beacongate_kafka_records_failed_total") - failedBefore
+	restoredAt := time.Now()
+	cut.setDown(false)
+	time.Sleep(2 * time.Second) // load goes on after the fault
+	close(stop)
+	wait()
+	waitUntil(t, "the spool to drain", 60*time.Second, func() bool { return metric(t, g, "beacongate_spool_active") == 0 })
+	retried := metric(t, g, "beacongate_spool_records_retried_total")
+	replayed := metric(t, g, "beacongate_spool_records_replayed_total")
+	if code := g.stop(t); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	final := g.finalLine(t)
+	reread := g.logLine("spool replay round failed; it will be replayed again")
+	// Records the broker wrote while the gateway could not hear its
+	// answer: those handled during the outage (read before the cut closed
+	// the connection) and, at most, those handled just before it.
+	unheard := obs.records(cutAt.Add(-100*time.Millisecond), restoredAt)
+	duringCut := obs.records(cutAt, restoredAt)
+	d := readBack(t, addr, "beacons", res.acked, 60*time.Second)
+	lost, dup := d.check(res.acked)
+	firstBreaks := kfFirstCopyOrderBreaks(t, addr, "beacons", d.records)
+	t.Logf("8 s outage during a replay round (message.timeout.ms 3 s): at the cut %v replayed, %v waiting, spool active %v; %v records timed out during the outage, %v replayed records produced again, %v replayed in all; %d acknowledged, %d records in Kafka, lost %d, duplicated %d, order violations %d (first copies %d); %d records in Kafka the gateway was not told were delivered, %d written by the broker from 100 ms before the cut to the restore (%d after the cut); final %+v; statuses %v",
+		replayedAtCut, waitingAtCut, activeAtCut, failedDuring, retried, replayed, len(res.acked), d.records, lost, dup, d.orderBreak, firstBreaks,
+		d.records-int(final.Delivered), unheard, duringCut, final, res.statuses)
+	if replayedAtCut == 0 || waitingAtCut == 0 || activeAtCut != 1 {
+		t.Fatalf("the second cut did not come during the replay (replayed %v, waiting %v, active %v)", replayedAtCut, waitingAtCut, activeAtCut)
+	}
+	if failedDuring == 0 || retried == 0 {
+		t.Fatalf("no replayed record timed out and was produced again (%v failed, %v retried)", failedDuring, retried)
+	}
+	if reread != nil {
+		t.Fatalf("a replay round was read again: %v", reread)
+	}
+	if lost != 0 || firstBreaks != 0 || final.Lost != 0 || res.transport != 0 || len(res.statuses) != 1 {
+		t.Fatalf("lost %d, order violations among first copies %d, final %+v, transport errors %d, statuses %v", lost, firstBreaks, final, res.transport, res.statuses)
+	}
+	// A duplicate is allowed only where the broker wrote a copy whose
+	// answer the cut lost: librdkafka gave up on it (message.timeout.ms)
+	// and the round produced it again. The gateway's books then count one
+	// delivery fewer than Kafka holds records; a round read again would
+	// have its second copies acknowledged and counted too.
+	if dup != d.records-int(final.Delivered) || dup > unheard {
+		t.Fatalf("%d duplicates, but %d records in Kafka not acknowledged to the gateway and %d written while its answers were lost",
+			dup, d.records-int(final.Delivered), unheard)
+	}
+	if d.orderBreak > dup {
+		t.Fatalf("%d order violations for %d duplicates", d.orderBreak, dup)
 	}
 }
