@@ -626,3 +626,74 @@ func TestFaultOutageDuringReplayRound(t *testing.T) {
 		t.Fatalf("%d order violations for %d duplicates", d.orderBreak, dup)
 	}
 }
+
+// TestFaultOneBrokerOfThreeDown: of a three-broker cluster, the broker
+// that leads the most partitions of the topic is taken off the network
+// for 6 s under a load of per-user sequences, some users in acknowledged
+// mode. The gateway must notice (/readyz 503 naming the partitions
+// without a reachable leader, records spooled), and once the broker is
+// back: nothing acknowledged lost, nothing duplicated, per-key order
+// kept, no acknowledged-mode request timed out, the spool drained.
+func TestFaultOneBrokerOfThreeDown(t *testing.T) {
+	c, cuts := faultCluster(t, 3, "beacons")
+	led := map[int32][]int32{}
+	for p := int32(0); p < 16; p++ {
+		n := c.LeaderFor("beacons", p)
+		led[n] = append(led[n], p)
+	}
+	down := int32(-1)
+	for n, ps := range led {
+		if down < 0 || len(ps) > len(led[down]) {
+			down = n
+		}
+	}
+	if down < 0 || int(down) >= len(cuts) || len(led[down]) == 16 {
+		t.Fatalf("partition leaders %v: want one broker leading some but not all", led)
+	}
+	brokers := strings.Join(c.ListenAddrs(), ",")
+	dir := t.TempDir()
+	g := startGateway(t, faultFlags(brokers, dir)...)
+	stop := make(chan struct{})
+	res, wait := runLoad(g, 8, 3, 2*time.Millisecond, stop)
+	time.Sleep(2 * time.Second)
+	cuts[down].setDown(true)
+	var body string
+	waitUntil(t, "/readyz to name partitions without a reachable leader", 15*time.Second, func() bool {
+		st, _, b := get(t, "http://"+g.http+"/readyz")
+		body = string(b)
+		return st == http.StatusServiceUnavailable && strings.Contains(body, "no reachable leader")
+	})
+	time.Sleep(6 * time.Second)
+	spooled := metric(t, g, "beacongate_spool_records_spooled_total")
+	unavailable := metric(t, g, "beacongate_kafka_partitions_unavailable")
+	cuts[down].setDown(false)
+	waitUntil(t, "/readyz 200 again", 30*time.Second, func() bool {
+		st, _, _ := get(t, "http://"+g.http+"/readyz")
+		return st == http.StatusOK
+	})
+	time.Sleep(3 * time.Second) // load goes on after the fault
+	close(stop)
+	wait()
+	waitUntil(t, "the spool to drain", 60*time.Second, func() bool { return metric(t, g, "beacongate_spool_active") == 0 })
+	ackTimeouts := metric(t, g, "beacongate_ack_timeouts_total")
+	replayed := metric(t, g, "beacongate_spool_records_replayed_total")
+	if code := g.stop(t); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	final := g.finalLine(t)
+	st := inspectSpoolDir(t, dir)
+	d := readBack(t, c.ListenAddrs()[0], "beacons", res.acked, 60*time.Second)
+	lost, dup := d.check(res.acked)
+	lostAck, _ := d.check(res.ackedMode)
+	t.Logf("broker %d (leader of partitions %v) down 6 s of 3: /readyz said %q; %v partitions unavailable, %v spooled, %v replayed; %d acknowledged (%d in acknowledged mode), %d records in Kafka, lost %d (acknowledged mode %d), duplicated %d, order violations %d; ack timeouts %v; final %+v, left in the spool %d; statuses %v, transport errors %d",
+		down, led[down], strings.TrimSpace(body), unavailable, spooled, replayed, len(res.acked), len(res.ackedMode), d.records, lost, lostAck, dup, d.orderBreak, ackTimeouts, final, st.Records, res.statuses, res.transport)
+	if spooled == 0 || replayed == 0 || unavailable != float64(len(led[down])) {
+		t.Fatalf("the outage was not seen: %v spooled, %v replayed, %v partitions unavailable (want %d)", spooled, replayed, unavailable, len(led[down]))
+	}
+	if lost != 0 || dup != 0 || d.orderBreak != 0 || final.Lost != 0 || st.Records != 0 {
+		t.Fatalf("lost %d, duplicated %d, order violations %d, final %+v, %d left in the spool", lost, dup, d.orderBreak, final, st.Records)
+	}
+	if ackTimeouts != 0 || res.fiveXX() != 0 || res.transport != 0 {
+		t.Fatalf("%v acknowledged-mode timeouts, %d 5xx answers, %d transport errors", ackTimeouts, res.fiveXX(), res.transport)
+	}
+}
