@@ -112,3 +112,24 @@ func TestSpoolDrainsUnderSteadyLoad(t *testing.T) {
 		t.Fatalf("%d records left in the spool", recs)
 	}
 }
+
+// TestFirstRoundAfterOutageDoesNotHandOver: the first replay round after
+// an outage keeps new records in the spool even when it holds all that is
+// left: until a round has gone through, Kafka may look healthy and still
+// fail every record, and records produced directly meanwhile would all
+// be handed back at once.
+func TestFirstRoundAfterOutageDoesNotHandOver(t *testing.T) {
+	k := newFake(t)
+	r, sp := newRelayOver(t, k, &lingerKafka{k, 50 * time.Millisecond}, relayOpts{})
+	waitFor(t, "spooling mode", func() bool { return !r.route.Load() })
+	send(t, r, "u", 0, 30) // one round (ReplayBatch 50)
+	k.setUp(true)
+	waitFor(t, "the first round in flight", func() bool { return r.replayOut.Load() > 0 })
+	before := sp.Main.Stats().Records
+	send(t, r, "u", 30, 31)
+	if after := sp.Main.Stats().Records; after != before+1 {
+		t.Fatalf("a record sent during the first round after the outage was not spooled (%d then %d waiting)", before, after)
+	}
+	waitFor(t, "the drain", func() bool { return !r.Spooling() && len(k.records()) == 31 })
+	checkOrder(t, k.records())
+}
