@@ -405,7 +405,7 @@ func kfStatus503(res *loadResult) int {
 }
 
 // TestFaultSpoolFullDuringReplay: the spool is small (256 KiB) and the
-// broker is cut until the load gets 503 spool_full answers. The broker
+// broker is cut, then a load runs until it gets 503 spool_full answers. The broker
 // then returns but refuses every produce request with the retriable
 // NOT_ENOUGH_REPLICAS for 5 s, longer than message.timeout.ms (2 s), so
 // replay rounds fail and are produced again while the spool is full and
@@ -417,10 +417,17 @@ func TestFaultSpoolFullDuringReplay(t *testing.T) {
 	dir := t.TempDir()
 	g := startGateway(t, faultFlags(addr, dir, "-spool.max-bytes", "262144", "-spool.segment-bytes", "65536",
 		"-kafka.config", "message.timeout.ms=2000")...)
+	// The cut comes before the load: a cut under load can lose the answer
+	// to a request the broker wrote, and once librdkafka gives up on its
+	// records (message.timeout.ms) they are sent again, duplicated; that
+	// case is TestFaultOutageDuringReplayRound's. Here, none may be.
+	cut.setDown(true)
+	waitUntil(t, "readiness off", 10*time.Second, func() bool {
+		st, _, _ := get(t, "http://"+g.http+"/readyz")
+		return st == http.StatusServiceUnavailable
+	})
 	stop := make(chan struct{})
 	res, wait := runLoad(g, 4, 1, time.Millisecond, stop)
-	time.Sleep(time.Second)
-	cut.setDown(true)
 	waitUntil(t, "503s from the full spool", 30*time.Second, func() bool { return kfStatus503(res) > 50 })
 	fullBefore := kfMetricSumWhere(t, g, "beacongate_spool_rejected_total", `reason="full"`)
 	failedBefore := kfMetricSum(t, g, "beacongate_kafka_records_failed_total")
