@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -553,7 +554,8 @@ func (l *kfProduceLog) records(from, to time.Time) int {
 
 // TestFaultOutageDuringReplayRound: a first outage of 4 s fills the spool;
 // the broker returns, and while the spool is being replayed (a round
-// committed, more waiting) it is cut again for 8 s, longer than
+// committed, more waiting) it cuts itself off again on a produce request
+// of the replay, for 8 s, longer than
 // message.timeout.ms (3 s): the records of the round in flight time out.
 // The round must produce them again, in order, without reading the spool
 // again while their first copies could still be delivered: 0 lost,
@@ -567,22 +569,37 @@ func TestFaultOutageDuringReplayRound(t *testing.T) {
 	// at most nine tenths of the queue), so the replay takes several.
 	g := startGateway(t, faultFlags(addr, dir, "-kafka.config", "message.timeout.ms=3000", "-kafka.config", "queue.buffering.max.messages=3000")...)
 	obs := kfObserveProduce(c, "beacons")
+	// The first outage comes before the load: a cut under load can lose
+	// the answer to a request the broker wrote, and such duplicates are
+	// only excused for the second cut below.
+	cut.setDown(true)
+	waitUntil(t, "readiness off", 10*time.Second, func() bool {
+		st, _, _ := get(t, "http://"+g.http+"/readyz")
+		return st == http.StatusServiceUnavailable
+	})
 	stop := make(chan struct{})
 	res, wait := runLoad(g, 8, 2, time.Millisecond, stop)
-	time.Sleep(time.Second)
-	cut.setDown(true)
 	time.Sleep(4 * time.Second)
 	cut.setDown(false)
 	waitUntil(t, "a replay round committed", 20*time.Second, func() bool {
 		return metric(t, g, "beacongate_spool_records_replayed_total") > 0
 	})
-	cutAt := time.Now()
-	cut.setDown(true)
+	// The second cut comes from the broker itself, on the next produce
+	// request of the replay (records go only to the spool meanwhile): a
+	// round is then in flight for sure. That request is dropped unwritten.
+	var cutAtNanos atomic.Int64
+	c.ControlKey(kmsg.Produce.Int16(), func(kmsg.Request) (kmsg.Response, error, bool) {
+		cutAtNanos.Store(time.Now().UnixNano())
+		cut.setDown(true)
+		return nil, errors.New("cut"), true
+	})
+	waitUntil(t, "the cut during a replay round", 10*time.Second, func() bool { return cutAtNanos.Load() != 0 })
+	cutAt := time.Unix(0, cutAtNanos.Load())
 	replayedAtCut := metric(t, g, "beacongate_spool_records_replayed_total")
 	waitingAtCut := metric(t, g, "beacongate_spool_records")
 	activeAtCut := metric(t, g, "beacongate_spool_active")
 	failedBefore := kfMetricSum(t, g, "beacongate_kafka_records_failed_total")
-	time.Sleep(8 * time.Second)
+	time.Sleep(time.Until(cutAt.Add(8 * time.Second)))
 	failedDuring := kfMetricSum(t, g, "beacongate_kafka_records_failed_total") - failedBefore
 	restoredAt := time.Now()
 	cut.setDown(false)
