@@ -156,9 +156,7 @@ func kfProbe(t *testing.T, g *gateway, uid string, n int) map[string]bool {
 	return acked
 }
 
-// kfPermanentRun loads a gateway while the broker refuses a bounded
-// number of produce requests for the main topic with permanent errors,
-// then checks the spool drains and beacons sent afterwards reach Kafka.
+// kfPermanentRun is what kfRunPermanent saw.
 type kfPermanentRun struct {
 	g                 *gateway
 	res               *loadResult
@@ -171,6 +169,10 @@ type kfPermanentRun struct {
 	final             finalLine
 }
 
+// kfRunPermanent loads a gateway while the broker refuses 8 produce
+// requests for the main topic with permanent errors, waits for the spool
+// to be inactive, sends acknowledged-mode probes, reads the counters and
+// stops the gateway.
 func kfRunPermanent(t *testing.T, c *kfake.Cluster, args []string) *kfPermanentRun {
 	t.Helper()
 	run := &kfPermanentRun{g: startGateway(t, args...)}
