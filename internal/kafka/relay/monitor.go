@@ -117,7 +117,7 @@ func (r *Relay) Drain(ctx context.Context, patience time.Duration) int64 {
 	t := time.NewTicker(20 * time.Millisecond)
 	defer t.Stop()
 	lastHealthy := time.Now()
-	for r.spooling.Load() {
+	for r.Spooling() {
 		if r.healthy.Load() {
 			lastHealthy = time.Now()
 		} else if time.Since(lastHealthy) >= patience {

@@ -10,7 +10,10 @@
 // them, across every switch:
 //   - Once a record has gone to the spool, every later one goes behind it
 //     until the replayer has drained the spool; only then, under the same
-//     lock as spool appends, do records go straight to Kafka again.
+//     lock as spool appends, do records go straight to Kafka again. The
+//     last round counts as drained once all of it is in the producer's
+//     queue, ahead of every later record (under a steady load the spool
+//     is never empty between rounds).
 //   - Records librdkafka hands back (a timeout, the purge at shutdown) were
 //     produced before everything in the spool's main lane, so they go to
 //     the kept lane, which is replayed first (see lanes.go).
@@ -140,6 +143,7 @@ type Relay struct {
 	everHealthy atomic.Bool
 	reason      atomic.Pointer[string]
 	spooling    atomic.Bool   // records go to the spool until the replayer drains it
+	lastRound   atomic.Bool   // the replayer hands over: records go direct, its last round is in flight
 	draining    atomic.Bool   // shutting down: /readyz is 503
 	appends     atomic.Uint64 // spool appends so far, to know whether an ack needs a Sync
 	// entering counts producers between their look at the state and the
@@ -199,8 +203,9 @@ func (r *Relay) Start() {
 	}
 }
 
-// Spooling reports whether records currently go to the spool.
-func (r *Relay) Spooling() bool { return r.spooling.Load() }
+// Spooling reports whether records currently go to the spool, or the
+// last round of its replay is not yet in Kafka.
+func (r *Relay) Spooling() bool { return r.spooling.Load() || r.lastRound.Load() }
 
 // Ready is /readyz: Kafka takes records (as the relay last saw it, the
 // same view that routes records), and the gateway is not shutting down.

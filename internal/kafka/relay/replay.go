@@ -12,6 +12,9 @@ import (
 	"github.com/beacongate/beacongate/internal/kafka/spool"
 )
 
+// handoffRecords bounds the last round, read while appends wait.
+const handoffRecords = 2000
+
 var (
 	errReplayBusy = errors.New("relay: producer queue has no room to replay into")
 	errRoundFull  = errors.New("relay: replay round full")
@@ -27,12 +30,22 @@ func (r *Relay) replayLoop() {
 	defer t.Stop()
 	var backoff time.Duration
 	var retryAt time.Time
+	// proven: the last round was committed with every record in Kafka
+	// since Kafka last turned healthy, so the next may hand over to
+	// producing directly (see replayRound). The first round after an
+	// outage may not: Kafka can look healthy and still fail every record,
+	// and records produced directly meanwhile would all be handed back at
+	// once, more than the kept lane may hold.
+	proven := false
 	for {
 		select {
 		case <-r.stop:
 			return
 		case <-r.wake:
 		case <-t.C:
+		}
+		if !r.healthy.Load() || !r.spooling.Load() {
+			proven = false
 		}
 		for r.spooling.Load() && r.healthy.Load() && !time.Now().Before(retryAt) {
 			if !r.quiet() {
@@ -51,14 +64,18 @@ func (r *Relay) replayLoop() {
 				r.mu.Unlock()
 				break
 			}
-			n, err := r.replayRound(lane, name)
+			n, err := r.replayRound(lane, name, proven)
 			if errors.Is(err, errAborted) {
 				return
 			}
 			if errors.Is(err, errReplayBusy) {
 				break // the queue drains on its own; try again on the next tick
 			}
+			if n > 0 {
+				proven = err == nil
+			}
 			if err != nil {
+				proven = false
 				backoff = min(max(2*backoff, r.cfg.RetryBackoff), 30*time.Second)
 				retryAt = time.Now().Add(backoff)
 				r.thr.Warn("replay", "spool replay round failed; it will be replayed again", zap.String("lane", name),
@@ -191,12 +208,26 @@ func (rd *round) wait() error {
 // permanent failures aside, and only then commits the lane's cursor past
 // the round. A crash before the commit replays the round again:
 // at-least-once.
-func (r *Relay) replayRound(lane *spool.Spool, name string) (int, error) {
+func (r *Relay) replayRound(lane *spool.Spool, name string, mayHandOff bool) (int, error) {
 	recRoom, byteRoom := r.kafka.Room()
 	maxRecs := min(r.cfg.ReplayBatch, recRoom-r.kafka.QueueMax()/10)
 	maxBytes := min(r.cfg.ReplayBytes, byteRoom/2)
 	if maxRecs <= 0 || maxBytes <= 0 {
 		return 0, errReplayBusy
+	}
+	// The last round hands over to producing directly. When all that is
+	// left fits in this round, it is read with appends held off (r.mu),
+	// and, once every record of it is in the producer's queue, records go
+	// straight to Kafka again: those accepted from then on queue behind
+	// the round's. Waiting for an empty spool instead never ends under a
+	// steady load: records arrive during every round. Only after a round
+	// that Kafka took whole (mayHandOff).
+	handoff := false
+	if lane == r.sp.Main && mayHandOff {
+		if recs, bytes := r.sp.Waiting(); recs <= int64(min(maxRecs, handoffRecords)) && bytes <= maxBytes {
+			r.mu.Lock()
+			handoff = true
+		}
 	}
 	rd := newRound(r)
 	var size int64
@@ -226,6 +257,30 @@ func (r *Relay) replayRound(lane *spool.Spool, name string) (int, error) {
 	})
 	if errors.Is(err, errRoundFull) || (err != nil && errors.Is(err, produceErr)) {
 		err = nil
+	}
+	if handoff {
+		handedOff := err == nil && produceErr == nil && r.sp.Kept.Empty() && lane.Stats().Records == int64(n)
+		if handedOff {
+			r.lastRound.Store(true)
+			r.spooling.Store(false)
+			r.log.Info("spool drained: producing directly again", zap.Int("last_round", n))
+		}
+		r.mu.Unlock()
+		if handedOff {
+			defer func() {
+				r.mu.Lock()
+				defer r.mu.Unlock()
+				if !lane.Empty() && !r.spooling.Load() {
+					// The round was not committed: its records are still
+					// in the spool and go before anything newer again.
+					r.startSpoolingLocked("the last replay round could not be committed")
+				}
+				r.lastRound.Store(false)
+				if !r.spooling.Load() {
+					spoolingGauge.Set(0)
+				}
+			}()
+		}
 	}
 	if n == 0 {
 		rd.release()
