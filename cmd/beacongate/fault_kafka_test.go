@@ -723,3 +723,46 @@ func TestFaultOneBrokerOfThreeDown(t *testing.T) {
 		t.Fatalf("%v acknowledged-mode timeouts, %d 5xx answers, %d transport errors", ackTimeouts, res.fiveXX(), res.transport)
 	}
 }
+
+// TestFaultHandBackLargerThanSpool: Kafka refuses every record (a
+// retriable error) for longer than message.timeout.ms while records go
+// straight to it, and the spool is small (256 KiB). librdkafka then hands
+// back everything it held, far more than -spool.max-bytes; those records
+// were acknowledged already, so the kept lane takes them all (it is sized
+// to the producer's queue) instead of losing what does not fit.
+func TestFaultHandBackLargerThanSpool(t *testing.T) {
+	const spoolMax = 262144
+	c, _ := faultBroker(t, "beacons")
+	addr := c.ListenAddrs()[0]
+	dir := t.TempDir()
+	g := startGateway(t, faultFlags(addr, dir, "-spool.max-bytes", strconv.Itoa(spoolMax), "-spool.segment-bytes", "65536",
+		"-kafka.config", "message.timeout.ms=2000")...)
+	stop := make(chan struct{})
+	res, wait := runLoad(g, 8, 2, 0, stop)
+	time.Sleep(time.Second)
+	h := c.Fault(kfake.Fault{Keys: kfProduce, Topic: "beacons", Err: kerr.NotEnoughReplicas, Count: -1})
+	time.Sleep(5 * time.Second)
+	h.Remove()
+	time.Sleep(time.Second)
+	close(stop)
+	wait()
+	waitUntil(t, "the spool to drain", 60*time.Second, func() bool { return metric(t, g, "beacongate_spool_active") == 0 })
+	kept := metric(t, g, "beacongate_spool_records_kept_total")
+	lostMetric := metric(t, g, "beacongate_records_lost_total")
+	if code := g.stop(t); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	final := g.finalLine(t)
+	d := readBack(t, addr, "beacons", res.acked, 60*time.Second)
+	lost, dup := d.check(res.acked)
+	// A pixel record is over 200 bytes: this many kept records are more
+	// than the spool's budget.
+	t.Logf("hand-back larger than the spool: %d produce requests refused (NOT_ENOUGH_REPLICAS) for 5 s, %v records handed back and kept (spool budget %d bytes); %d acknowledged (%d in acknowledged mode), lost %d, duplicated %d, order violations %d; lost metric %v, final line lost %d; statuses %v",
+		h.Hits(), kept, spoolMax, len(res.acked), len(res.ackedMode), lost, dup, d.orderBreak, lostMetric, final.Lost, res.statuses)
+	if h.Hits() == 0 || kept*200 < spoolMax {
+		t.Fatalf("the fault did not happen: %d refused requests, %v records handed back (want more than %d bytes of them)", h.Hits(), kept, spoolMax)
+	}
+	if lost != 0 || lostMetric != 0 || final.Lost != 0 || dup != 0 || d.orderBreak != 0 {
+		t.Fatalf("lost %d (metric %v, final line %d), duplicated %d, order violations %d", lost, lostMetric, final.Lost, dup, d.orderBreak)
+	}
+}

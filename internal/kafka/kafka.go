@@ -53,7 +53,8 @@ func Open(cfg Config, log *zap.Logger) (*Side, error) {
 		topic = producer.DefaultTopic
 	}
 	if cfg.Spool.Dir != "" {
-		sp, err := relay.OpenSpools(cfg.Spool, topic, log.Named("spool"))
+		queueRecords, queueBytes := cfg.Producer.QueueLimits()
+		sp, err := relay.OpenSpools(cfg.Spool, topic, queueBytes, queueRecords, log.Named("spool"))
 		if err != nil {
 			return nil, err
 		}

@@ -168,6 +168,18 @@ func (c Config) librdkafkaConfig() map[string]string {
 	return m
 }
 
+// QueueLimits is the capacity of librdkafka's queue with this
+// configuration: at most records records, and bytes bytes of keys and
+// values. Everything in it can be handed back at once (a timeout, the
+// purge at shutdown), which is what the spool's kept lane must be able to
+// take. Zero for a configuration Validate refuses.
+func (c Config) QueueLimits() (records int, bytes int64) {
+	props := c.withDefaults().librdkafkaConfig()
+	n, _ := intProp(props, "queue.buffering.max.messages")
+	kb, _ := intProp(props, "queue.buffering.max.kbytes")
+	return n, int64(kb) << 10
+}
+
 // intProp is a positive integer property of the effective configuration.
 func intProp(props map[string]string, key string) (int, error) {
 	v := props[key]

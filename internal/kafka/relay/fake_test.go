@@ -229,7 +229,7 @@ func newRelay(t *testing.T, k *fakeKafka, o relayOpts) (*Relay, *Spools) {
 	if o.maxBytes == 0 {
 		o.maxBytes = 1 << 20
 	}
-	sp, err := OpenSpools(spool.Config{Dir: t.TempDir(), MaxBytes: o.maxBytes, SegmentBytes: min(o.maxBytes, 64<<10)}, "beacons", zap.NewNop())
+	sp, err := OpenSpools(spool.Config{Dir: t.TempDir(), MaxBytes: o.maxBytes, SegmentBytes: min(o.maxBytes, 64<<10)}, "beacons", 0, 0, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ func (k *lingerKafka) ProduceTracked(key, value []byte, t delivery.Tracker) erro
 // newRelayOver is newRelay with kafka in front of k.
 func newRelayOver(t *testing.T, k *fakeKafka, kafka Kafka, o relayOpts) (*Relay, *Spools) {
 	t.Helper()
-	sp, err := OpenSpools(spool.Config{Dir: t.TempDir(), MaxBytes: 1 << 20, SegmentBytes: 64 << 10}, "beacons", zap.NewNop())
+	sp, err := OpenSpools(spool.Config{Dir: t.TempDir(), MaxBytes: 1 << 20, SegmentBytes: 64 << 10}, "beacons", 0, 0, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,7 +59,13 @@ var ErrTopicMismatch = errors.New("the spool holds records for another topic")
 // records of topic. A directory written for another topic is refused: its
 // records would otherwise be replayed into the wrong topic. A directory of
 // an earlier version, without beacongate.json, is adopted for topic.
-func OpenSpools(cfg spool.Config, topic string, log *zap.Logger) (*Spools, error) {
+//
+// handBack is the most bytes of records (keys and values) the producer
+// can hand back at once, its whole queue, and handBackRecords their
+// number: the kept lane is sized to take them all, beyond cfg.MaxBytes if
+// need be. They were acknowledged to clients already; a kept lane that
+// refused them would lose them.
+func OpenSpools(cfg spool.Config, topic string, handBack int64, handBackRecords int, log *zap.Logger) (*Spools, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -79,13 +85,14 @@ func OpenSpools(cfg spool.Config, topic string, log *zap.Logger) (*Spools, error
 	}
 	s := &Spools{Dir: cfg.Dir, MaxBytes: cfg.MaxBytes, meta: m, log: log}
 	// The main lane's own bound is the budget; the kept lane may take as
-	// much again (refusing a kept record loses it), the quarantine a
-	// quarter.
+	// much again, or the producer's whole queue if that is more (refusing
+	// a kept record loses it); the quarantine a quarter.
 	if s.Main, err = spool.Open(cfg, log.Named("main")); err != nil {
 		return nil, err
 	}
 	kc := cfg
 	kc.Dir = filepath.Join(cfg.Dir, keptDir)
+	kc.MaxBytes = max(cfg.MaxBytes, handBack+int64(handBackRecords)*spool.FrameSize(0, 0))
 	if s.Kept, err = spool.Open(kc, log.Named("kept")); err != nil {
 		s.Main.Close()
 		return nil, err

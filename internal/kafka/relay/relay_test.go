@@ -465,18 +465,18 @@ func TestStateFileCountedOnce(t *testing.T) {
 // another.
 func TestSpoolBoundToTopic(t *testing.T) {
 	dir := t.TempDir()
-	sp, err := OpenSpools(spool.Config{Dir: dir}, "a", zap.NewNop())
+	sp, err := OpenSpools(spool.Config{Dir: dir}, "a", 0, 0, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	sp.Close()
-	if _, err := OpenSpools(spool.Config{Dir: dir}, "b", zap.NewNop()); !errors.Is(err, ErrTopicMismatch) {
+	if _, err := OpenSpools(spool.Config{Dir: dir}, "b", 0, 0, zap.NewNop()); !errors.Is(err, ErrTopicMismatch) {
 		t.Fatalf("reopen for another topic: %v, want ErrTopicMismatch", err)
 	}
 	if topic, err := ReadTopic(dir); topic != "a" || err != nil {
 		t.Fatalf("ReadTopic = %q, %v", topic, err)
 	}
-	sp, err = OpenSpools(spool.Config{Dir: dir}, "a", zap.NewNop())
+	sp, err = OpenSpools(spool.Config{Dir: dir}, "a", 0, 0, zap.NewNop())
 	if err != nil {
 		t.Fatalf("reopen for its topic: %v", err)
 	}
