@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,32 +29,6 @@ import (
 // These tests run the real binary, as a user would, against a real
 // Kafka-protocol broker, and read back with independent clients (kcat,
 // franz-go). They are bounded: every wait has a deadline.
-
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-func gatewayBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "beacongate-e2e")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "beacongate")
-		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
 
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -117,7 +90,7 @@ func launchGateway(t *testing.T, args ...string) *gateway {
 	g := &gateway{http: freeAddr(t), admin: freeAddr(t), logs: &syncBuffer{}, done: make(chan error, 1)}
 	// Each gateway gets its own spool; a -spool.dir in args comes later and wins.
 	args = append([]string{"-http.listen", g.http, "-admin.listen", g.admin, "-shutdown.drain", "0s", "-spool.dir", t.TempDir()}, args...)
-	g.cmd = exec.Command(gatewayBinary(t), args...)
+	g.cmd = exec.Command(kafkatest.GatewayBinary(t), args...)
 	g.cmd.Stdout, g.cmd.Stderr = g.logs, g.logs
 	if err := g.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -216,7 +189,7 @@ func TestFreshUser(t *testing.T) {
 	}
 
 	// beacongate tail decodes the record for people debugging consumers.
-	line, err := exec.CommandContext(ctx, gatewayBinary(t), "tail", "-kafka.brokers", kafka, "-from", "beginning", "-n", "1", "-timeout", "20s").Output()
+	line, err := exec.CommandContext(ctx, kafkatest.GatewayBinary(t), "tail", "-kafka.brokers", kafka, "-from", "beginning", "-n", "1", "-timeout", "20s").Output()
 	if err != nil || !strings.Contains(string(line), `"shard_key":"u1"`) || !strings.Contains(string(line), `"kind":"KIND_PIXEL"`) {
 		t.Fatalf("beacongate tail: %v\n%s", err, line)
 	}
@@ -383,7 +356,7 @@ func TestSpoolTools(t *testing.T) {
 	if err := sp.Close(); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(gatewayBinary(t), "spool", "inspect", "-spool.dir", dir).Output()
+	out, err := exec.Command(kafkatest.GatewayBinary(t), "spool", "inspect", "-spool.dir", dir).Output()
 	if err != nil || !strings.Contains(string(out), `"records": 50`) {
 		t.Fatalf("spool inspect: %v\n%s", err, out)
 	}
@@ -392,7 +365,7 @@ func TestSpoolTools(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	out, err = exec.Command(gatewayBinary(t), "spool", "replay", "-spool.dir", dir, "-kafka.brokers", b.Addr(), "-kafka.topic", "replayed").CombinedOutput()
+	out, err = exec.Command(kafkatest.GatewayBinary(t), "spool", "replay", "-spool.dir", dir, "-kafka.brokers", b.Addr(), "-kafka.topic", "replayed").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "replayed 50 records") {
 		t.Fatalf("spool replay: %v\n%s", err, out)
 	}
@@ -400,19 +373,19 @@ func TestSpoolTools(t *testing.T) {
 	if lost, dup := d.check(want); lost != 0 || dup != 0 || d.orderBreak != 0 {
 		t.Fatalf("after replay: lost %d, duplicated %d, order violations %d", lost, dup, d.orderBreak)
 	}
-	out, err = exec.Command(gatewayBinary(t), "spool", "inspect", "-spool.dir", dir).Output()
+	out, err = exec.Command(kafkatest.GatewayBinary(t), "spool", "inspect", "-spool.dir", dir).Output()
 	if err != nil || !strings.Contains(string(out), `"records": 0`) {
 		t.Fatalf("spool inspect after replay: %v\n%s", err, out)
 	}
 }
 
 func TestCheckConfig(t *testing.T) {
-	out, err := exec.Command(gatewayBinary(t), "-check-config", "-kafka.config", "sasl.password=hunter2",
+	out, err := exec.Command(kafkatest.GatewayBinary(t), "-check-config", "-kafka.config", "sasl.password=hunter2",
 		"-kafka.sasl.mechanism", "SCRAM-SHA-256", "-kafka.sasl.username", "gw", "-kafka.sasl.password", "hunter3", "-admin.token", "hunter4").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "configuration ok") || strings.Contains(string(out), "hunter") {
 		t.Fatalf("-check-config: %v\n%s", err, out)
 	}
-	out, err = exec.Command(gatewayBinary(t), "-check-config", "-http.max-header-bytes", "100").CombinedOutput()
+	out, err = exec.Command(kafkatest.GatewayBinary(t), "-check-config", "-http.max-header-bytes", "100").CombinedOutput()
 	if err == nil || strings.Count(strings.TrimSpace(string(out)), "\n") != 0 || !strings.Contains(string(out), "invalid configuration") {
 		t.Fatalf("bad config must fail with one line: %v\n%s", err, out)
 	}
@@ -504,7 +477,7 @@ func TestEveryEventBecomesOneRecord(t *testing.T) {
 func TestFullQueueIs503(t *testing.T) {
 	g := &gateway{http: freeAddr(t), admin: freeAddr(t), logs: &syncBuffer{}, done: make(chan error, 1)}
 	// No spool: a full queue is then a 503 at once.
-	g.cmd = exec.Command(gatewayBinary(t), "-http.listen", g.http, "-admin.listen", g.admin, "-spool.dir", "",
+	g.cmd = exec.Command(kafkatest.GatewayBinary(t), "-http.listen", g.http, "-admin.listen", g.admin, "-spool.dir", "",
 		"-kafka.brokers", freeAddr(t), "-kafka.config", "queue.buffering.max.messages=5", "-shutdown.drain", "0s", "-shutdown.timeout", "1s")
 	g.cmd.Stdout, g.cmd.Stderr = g.logs, g.logs
 	if err := g.cmd.Start(); err != nil {

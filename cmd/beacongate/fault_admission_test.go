@@ -19,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/beacongate/beacongate/internal/kafkatest"
 )
 
 // Fault tests of what the gateway admits and keeps: records Kafka could
@@ -97,7 +99,7 @@ func admRun(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, gatewayBinary(t), args...)
+	cmd := exec.CommandContext(ctx, kafkatest.GatewayBinary(t), args...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -123,7 +125,7 @@ type admInspect struct {
 
 func admInspectDir(t *testing.T, dir string) (admInspect, string) {
 	t.Helper()
-	out, err := exec.Command(gatewayBinary(t), "spool", "inspect", "-spool.dir", dir).CombinedOutput()
+	out, err := exec.Command(kafkatest.GatewayBinary(t), "spool", "inspect", "-spool.dir", dir).CombinedOutput()
 	if err != nil {
 		t.Fatalf("spool inspect: %v\n%s", err, out)
 	}
@@ -171,11 +173,11 @@ func admTreeHash(t *testing.T, dir string) map[string]string {
 // admSpoolFor starts a gateway on dir and topic with the broker cut, has
 // it spool n pixels of uid, and stops it with SIGTERM: the records stay in
 // the spool for the next start. It returns the acknowledged ids.
-func admSpoolFor(t *testing.T, addr string, cut *cutListener, dir, topic, uid string, n int) map[string]bool {
+func admSpoolFor(t *testing.T, addr string, cut *kafkatest.CutListener, dir, topic, uid string, n int) map[string]bool {
 	t.Helper()
 	g := startGateway(t, faultFlags(addr, dir, "-kafka.topic", topic)...)
-	cut.setDown(true)
-	waitUntil(t, "readiness off", 10*time.Second, func() bool {
+	cut.SetDown(true)
+	kafkatest.WaitFor(t, "readiness off", 10*time.Second, func() bool {
 		st, _, _ := get(t, "http://"+g.http+"/readyz")
 		return st == 503
 	})
@@ -210,13 +212,13 @@ func TestFaultPoisonRecordDuringOutage(t *testing.T) {
 	dir := t.TempDir()
 	g := startGateway(t, faultFlags(addr, dir, "-kafka.topic", topic)...)
 	// The gateway must have read the topic's limit while the broker was up.
-	waitUntil(t, "the topic's max.message.bytes to be learned", 15*time.Second, func() bool {
+	kafkatest.WaitFor(t, "the topic's max.message.bytes to be learned", 15*time.Second, func() bool {
 		m := g.logLine("topic found")
 		return m != nil && m["max_message_bytes"] == float64(65536)
 	})
 
-	cut.setDown(true)
-	waitUntil(t, "readiness off", 10*time.Second, func() bool {
+	cut.SetDown(true)
+	kafkatest.WaitFor(t, "readiness off", 10*time.Second, func() bool {
 		st, _, _ := get(t, "http://"+g.http+"/readyz")
 		return st == 503
 	})
@@ -255,8 +257,8 @@ func TestFaultPoisonRecordDuringOutage(t *testing.T) {
 			spooledBefore, spooledAfter, inspBefore.Records, inspAfter.Records, inspBefore.Bytes, inspAfter.Bytes)
 	}
 
-	cut.setDown(false)
-	waitUntil(t, "the spool to drain", 30*time.Second, func() bool { return metric(t, g, "beacongate_spool_active") == 0 })
+	cut.SetDown(false)
+	kafkatest.WaitFor(t, "the spool to drain", 30*time.Second, func() bool { return metric(t, g, "beacongate_spool_active") == 0 })
 	admPixels(t, g, "q", 0, 500, false, acked)
 	if code := g.stop(t); code != 0 {
 		t.Fatalf("exit code %d", code)
@@ -465,7 +467,7 @@ func TestFaultTopicChangeOnSpool(t *testing.T) {
 		t.Fatalf("spool after SIGTERM: %d records for %q, want %d for %q", st.Records, st.Topic, n, topicA)
 	}
 
-	cut.setDown(false)
+	cut.SetDown(false)
 	gb := launchGateway(t, faultFlags(addr, dir, "-kafka.topic", topicB)...)
 	code := gb.exit(t, 20*time.Second)
 	m := gb.logLine("beacongate stopped with an error")
@@ -479,7 +481,7 @@ func TestFaultTopicChangeOnSpool(t *testing.T) {
 	}
 
 	ga := startGateway(t, faultFlags(addr, dir, "-kafka.topic", topicA)...)
-	waitUntil(t, "the spool to drain into "+topicA, 30*time.Second, func() bool {
+	kafkatest.WaitFor(t, "the spool to drain into "+topicA, 30*time.Second, func() bool {
 		return metric(t, ga, "beacongate_spool_active") == 0
 	})
 	if code := ga.stop(t); code != 0 {
@@ -548,7 +550,7 @@ func TestFaultSpoolInspectReadOnly(t *testing.T) {
 	// Beside a running gateway (the broker still cut, so it keeps the
 	// records and holds the lock).
 	g := admStartNotReady(t, faultFlags(addr, dir)...)
-	waitUntil(t, "the restarted gateway to report its spool", 10*time.Second, func() bool {
+	kafkatest.WaitFor(t, "the restarted gateway to report its spool", 10*time.Second, func() bool {
 		return metric(t, g, "beacongate_spool_records") == n
 	})
 	stRunning, outRunning := admInspectDir(t, dir)
@@ -583,7 +585,7 @@ func TestFaultPossiblyLostCountedOnce(t *testing.T) {
 	addr := c.ListenAddrs()[0]
 	dir := t.TempDir()
 	state := filepath.Join(dir, "inflight")
-	cut.setDown(true)
+	cut.SetDown(true)
 	const n1, n2 = 50, 30
 	admKillWithInMemory(t, addr, dir, "k", n1)
 
@@ -646,7 +648,7 @@ func admFillAndKill(t *testing.T, g *gateway, state, uid string, n int) {
 	if sp := metric(t, g, "beacongate_spool_records_spooled_total"); sp != 0 {
 		t.Fatalf("%v records spooled within the start grace: they must wait in librdkafka's queue", sp)
 	}
-	waitUntil(t, "the state file to count the records in memory", 10*time.Second, func() bool {
+	kafkatest.WaitFor(t, "the state file to count the records in memory", 10*time.Second, func() bool {
 		b, err := os.ReadFile(state)
 		return err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(n)
 	})
@@ -656,7 +658,7 @@ func admFillAndKill(t *testing.T, g *gateway, state, uid string, n int) {
 	}
 }
 
-// admWaitFast is waitUntil polling every millisecond, for races with a
+// admWaitFast is kafkatest.WaitFor polling every millisecond, for races with a
 // process that is starting.
 func admWaitFast(t *testing.T, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
@@ -678,8 +680,8 @@ func TestFaultAckedModeFsyncs(t *testing.T) {
 	addr := c.ListenAddrs()[0]
 	dir := t.TempDir()
 	g := startGateway(t, faultFlags(addr, dir)...)
-	cut.setDown(true)
-	waitUntil(t, "readiness off", 10*time.Second, func() bool {
+	cut.SetDown(true)
+	kafkatest.WaitFor(t, "readiness off", 10*time.Second, func() bool {
 		st, _, _ := get(t, "http://"+g.http+"/readyz")
 		return st == 503
 	})

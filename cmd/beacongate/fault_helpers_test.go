@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,82 +19,23 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/beacongate/beacongate/internal/kafkatest"
 	beaconv1 "github.com/beacongate/beacongate/proto/beacongate/v1"
 )
 
-// cutListener lets a test take a broker off the network without
-// restarting it: down closes every connection and refuses new ones, so the
-// broker keeps its state (idempotent producer sequences) and a duplicate
-// cannot hide behind a broker restart.
-type cutListener struct {
-	net.Listener
-	mu    sync.Mutex
-	down  bool
-	conns map[net.Conn]struct{}
-}
-
-func (l *cutListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		l.mu.Lock()
-		if l.down {
-			l.mu.Unlock()
-			c.Close()
-			continue
-		}
-		l.conns[c] = struct{}{}
-		l.mu.Unlock()
-		return c, nil
-	}
-}
-
-func (l *cutListener) setDown(down bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.down = down
-	if down {
-		for c := range l.conns {
-			c.Close()
-		}
-		clear(l.conns)
-	}
-}
-
-// faultBroker is an in-process kfake broker behind a cutListener.
-func faultBroker(t *testing.T, topic string, opts ...kfake.Opt) (*kfake.Cluster, *cutListener) {
+// faultBroker is an in-process kfake broker behind a cut-able listener.
+func faultBroker(t *testing.T, topic string, opts ...kfake.Opt) (*kfake.Cluster, *kafkatest.CutListener) {
 	t.Helper()
 	c, cuts := faultCluster(t, 1, topic, opts...)
 	return c, cuts[0]
 }
 
 // faultCluster is an in-process kfake cluster of n brokers, each behind
-// its own cutListener (cuts[i] is node i), with topic seeded with 16
+// its own cut-able listener (cuts[i] is node i), with topic seeded with 16
 // partitions.
-func faultCluster(t *testing.T, n int, topic string, opts ...kfake.Opt) (*kfake.Cluster, []*cutListener) {
+func faultCluster(t *testing.T, n int, topic string, opts ...kfake.Opt) (*kfake.Cluster, []*kafkatest.CutListener) {
 	t.Helper()
-	var mu sync.Mutex
-	var cuts []*cutListener
-	opts = append(opts, kfake.NumBrokers(n), kfake.SeedTopics(16, topic),
-		kfake.ListenFn(func(network, addr string) (net.Listener, error) {
-			ln, err := net.Listen(network, addr)
-			if err != nil {
-				return nil, err
-			}
-			cl := &cutListener{Listener: ln, conns: map[net.Conn]struct{}{}}
-			mu.Lock()
-			cuts = append(cuts, cl)
-			mu.Unlock()
-			return cl, nil
-		}))
-	c, err := kfake.NewCluster(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c, cuts
+	return kafkatest.Cluster(t, n, append(opts, kfake.SeedTopics(16, topic))...)
 }
 
 // exit waits up to timeout for the gateway to exit by itself (a refused
@@ -163,7 +103,7 @@ type spoolState struct {
 
 func inspectSpoolDir(t *testing.T, dir string) spoolState {
 	t.Helper()
-	out, err := exec.Command(gatewayBinary(t), "spool", "inspect", "-spool.dir", dir).Output()
+	out, err := exec.Command(kafkatest.GatewayBinary(t), "spool", "inspect", "-spool.dir", dir).Output()
 	if err != nil {
 		t.Fatalf("spool inspect: %v\n%s", err, out)
 	}
@@ -314,8 +254,16 @@ func (d *delivery) check(want map[string]bool) (lost, dup int) {
 	return lost, dup
 }
 
-// metric reads one sample's value from the gateway's /metrics (0 if absent).
+// metric is the sum of every sample of a metric, labelled or not, from
+// the gateway's /metrics (0 if absent).
 func metric(t *testing.T, g *gateway, name string) float64 {
+	t.Helper()
+	return metricWhere(t, g, name, "")
+}
+
+// metricWhere sums the samples of name whose labels contain label
+// (e.g. `code="INVALID_RECORD"`); "" takes them all.
+func metricWhere(t *testing.T, g *gateway, name, label string) float64 {
 	t.Helper()
 	resp, err := http.Get("http://" + g.admin + "/metrics")
 	if err != nil {
@@ -324,14 +272,21 @@ func metric(t *testing.T, g *gateway, name string) float64 {
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	sum := 0.0
 	for sc.Scan() {
 		line := sc.Text()
-		if strings.HasPrefix(line, name+" ") {
-			v, _ := strconv.ParseFloat(strings.TrimSpace(line[len(name):]), 64)
-			return v
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+			continue
 		}
+		if label != "" && !strings.Contains(rest, label) {
+			continue
+		}
+		i := strings.LastIndexByte(rest, ' ')
+		v, _ := strconv.ParseFloat(rest[i+1:], 64)
+		sum += v
 	}
-	return 0
+	return sum
 }
 
 // peakRSS is VmHWM of a process, in bytes.
@@ -350,17 +305,6 @@ func peakRSS(pid int) int64 {
 	return 0
 }
 
-func waitUntil(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // replayLeftovers sends what a stopped gateway left in its spool to Kafka
 // with `beacongate spool replay`, as an operator would: under load the
 // gateway may spool records it then keeps for its next start, and those
@@ -371,7 +315,7 @@ func replayLeftovers(t *testing.T, dir, brokers string) int {
 	if st.Records == 0 {
 		return 0
 	}
-	out, err := exec.Command(gatewayBinary(t), "spool", "replay", "-spool.dir", dir, "-kafka.brokers", brokers, "-timeout", "2m").CombinedOutput()
+	out, err := exec.Command(kafkatest.GatewayBinary(t), "spool", "replay", "-spool.dir", dir, "-kafka.brokers", brokers, "-timeout", "2m").CombinedOutput()
 	if err != nil {
 		t.Fatalf("spool replay of %d leftover records: %v\n%s", st.Records, err, out)
 	}

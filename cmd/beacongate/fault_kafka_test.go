@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/beacongate/beacongate/internal/kafka/relay"
 	"github.com/beacongate/beacongate/internal/kafka/spool"
+	"github.com/beacongate/beacongate/internal/kafkatest"
 	beaconv1 "github.com/beacongate/beacongate/proto/beacongate/v1"
 )
 
@@ -34,41 +34,6 @@ import (
 
 // kfProduce selects produce requests for a kfake fault.
 var kfProduce = []kmsg.Key{kmsg.Produce}
-
-// kfMetricSum is the sum of every sample of a metric, labelled or not (0
-// if absent), from the gateway's /metrics.
-func kfMetricSum(t *testing.T, g *gateway, name string) float64 {
-	t.Helper()
-	return kfMetricSumWhere(t, g, name, "")
-}
-
-// kfMetricSumWhere sums the samples of name whose labels contain label
-// (e.g. `code="INVALID_RECORD"`); "" takes them all.
-func kfMetricSumWhere(t *testing.T, g *gateway, name, label string) float64 {
-	t.Helper()
-	resp, err := http.Get("http://" + g.admin + "/metrics")
-	if err != nil {
-		t.Fatalf("metrics: %v", err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	sum := 0.0
-	for sc.Scan() {
-		line := sc.Text()
-		rest, ok := strings.CutPrefix(line, name)
-		if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
-			continue
-		}
-		if label != "" && !strings.Contains(rest, label) {
-			continue
-		}
-		i := strings.LastIndexByte(rest, ' ')
-		v, _ := strconv.ParseFloat(rest[i+1:], 64)
-		sum += v
-	}
-	return sum
-}
 
 // kfBeaconID is "uid/seq" of an encoded record.
 func kfBeaconID(t *testing.T, value []byte) string {
@@ -185,21 +150,21 @@ func kfRunPermanent(t *testing.T, c *kfake.Cluster, args []string) *kfPermanentR
 		kfake.Fault{Keys: kfProduce, Topic: "beacons", Err: kerr.InvalidRecord, Count: 4},
 		kfake.Fault{Keys: kfProduce, Topic: "beacons", Err: kerr.PolicyViolation, Count: 4},
 	)
-	waitUntil(t, "the permanent faults to be spent", 20*time.Second, func() bool { return h.Hits() == 8 })
+	kafkatest.WaitFor(t, "the permanent faults to be spent", 20*time.Second, func() bool { return h.Hits() == 8 })
 	time.Sleep(2 * time.Second) // load goes on after the fault
 	close(stop)
 	wait()
 	run.hits = h.Hits()
 	// A refused record left in the retry path would keep the spool active
 	// (or replaying) for ever.
-	waitUntil(t, "the spool to be inactive", 30*time.Second, func() bool { return metric(t, run.g, "beacongate_spool_active") == 0 })
+	kafkatest.WaitFor(t, "the spool to be inactive", 30*time.Second, func() bool { return metric(t, run.g, "beacongate_spool_active") == 0 })
 	run.retried = metric(t, run.g, "beacongate_spool_records_retried_total")
 	run.after = kfProbe(t, run.g, "after", 20)
 	time.Sleep(time.Second)
 	run.retried2 = metric(t, run.g, "beacongate_spool_records_retried_total")
-	run.refused = kfMetricSum(t, run.g, "beacongate_records_refused_by_kafka_total")
-	run.deadLettered = kfMetricSumWhere(t, run.g, "beacongate_dead_letters_total", `reason="kafka_rejected"`)
-	run.quarantined = kfMetricSum(t, run.g, "beacongate_spool_quarantined_total")
+	run.refused = metric(t, run.g, "beacongate_records_refused_by_kafka_total")
+	run.deadLettered = metricWhere(t, run.g, "beacongate_dead_letters_total", `reason="kafka_rejected"`)
+	run.quarantined = metric(t, run.g, "beacongate_spool_quarantined_total")
 	if code := run.g.stop(t); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
@@ -322,7 +287,7 @@ func TestFaultPermanentRefusalQuarantined(t *testing.T) {
 	// A light load, so that replay outruns it and the spool drains soon.
 	res, wait := runLoad(g, 4, 1, 5*time.Millisecond, stop)
 	time.Sleep(time.Second)
-	cut.setDown(true)
+	cut.SetDown(true)
 	time.Sleep(4 * time.Second)
 	spooled := metric(t, g, "beacongate_spool_records_spooled_total")
 	kept := metric(t, g, "beacongate_spool_records_kept_total")
@@ -333,20 +298,20 @@ func TestFaultPermanentRefusalQuarantined(t *testing.T) {
 		kfake.Fault{Keys: kfProduce, Topic: "beacons", Err: kerr.PolicyViolation, Count: 1, When: when},
 	)
 	restored := time.Now()
-	cut.setDown(false)
-	waitUntil(t, "the permanent faults to be spent", 20*time.Second, func() bool { return h.Hits() == 2 })
-	waitUntil(t, "the spool to be inactive", 30*time.Second, func() bool { return metric(t, g, "beacongate_spool_active") == 0 })
+	cut.SetDown(false)
+	kafkatest.WaitFor(t, "the permanent faults to be spent", 20*time.Second, func() bool { return h.Hits() == 2 })
+	kafkatest.WaitFor(t, "the spool to be inactive", 30*time.Second, func() bool { return metric(t, g, "beacongate_spool_active") == 0 })
 	time.Sleep(2 * time.Second) // load goes on after the fault
 	close(stop)
 	wait()
-	waitUntil(t, "the spool to be inactive", 30*time.Second, func() bool { return metric(t, g, "beacongate_spool_active") == 0 })
+	kafkatest.WaitFor(t, "the spool to be inactive", 30*time.Second, func() bool { return metric(t, g, "beacongate_spool_active") == 0 })
 	retried := metric(t, g, "beacongate_spool_records_retried_total")
 	after := kfProbe(t, g, "after", 20)
 	time.Sleep(time.Second)
 	retried2 := metric(t, g, "beacongate_spool_records_retried_total")
 	replayed := metric(t, g, "beacongate_spool_records_replayed_total")
-	refused := kfMetricSum(t, g, "beacongate_records_refused_by_kafka_total")
-	quarantinedMetric := kfMetricSum(t, g, "beacongate_spool_quarantined_total")
+	refused := metric(t, g, "beacongate_records_refused_by_kafka_total")
+	quarantinedMetric := metric(t, g, "beacongate_spool_quarantined_total")
 	if code := g.stop(t); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
@@ -424,27 +389,27 @@ func TestFaultSpoolFullDuringReplay(t *testing.T) {
 	// to a request the broker wrote, and once librdkafka gives up on its
 	// records (message.timeout.ms) they are sent again, duplicated; that
 	// case is TestFaultOutageDuringReplayRound's. Here, none may be.
-	cut.setDown(true)
-	waitUntil(t, "readiness off", 10*time.Second, func() bool {
+	cut.SetDown(true)
+	kafkatest.WaitFor(t, "readiness off", 10*time.Second, func() bool {
 		st, _, _ := get(t, "http://"+g.http+"/readyz")
 		return st == http.StatusServiceUnavailable
 	})
 	stop := make(chan struct{})
 	res, wait := runLoad(g, 4, 1, time.Millisecond, stop)
-	waitUntil(t, "503s from the full spool", 30*time.Second, func() bool { return kfStatus503(res) > 50 })
-	fullBefore := kfMetricSumWhere(t, g, "beacongate_spool_rejected_total", `reason="full"`)
-	failedBefore := kfMetricSum(t, g, "beacongate_kafka_records_failed_total")
+	kafkatest.WaitFor(t, "503s from the full spool", 30*time.Second, func() bool { return kfStatus503(res) > 50 })
+	fullBefore := metricWhere(t, g, "beacongate_spool_rejected_total", `reason="full"`)
+	failedBefore := metric(t, g, "beacongate_kafka_records_failed_total")
 	h := c.Fault(kfake.Fault{Keys: kfProduce, Topic: "beacons", Err: kerr.NotEnoughReplicas, Count: -1})
-	cut.setDown(false)
+	cut.SetDown(false)
 	time.Sleep(5 * time.Second)
 	h.Remove()
-	fullDuring := kfMetricSumWhere(t, g, "beacongate_spool_rejected_total", `reason="full"`) - fullBefore
-	failedDuring := kfMetricSum(t, g, "beacongate_kafka_records_failed_total") - failedBefore
-	waitUntil(t, "the spool to drain under load", 60*time.Second, func() bool { return metric(t, g, "beacongate_spool_active") == 0 })
+	fullDuring := metricWhere(t, g, "beacongate_spool_rejected_total", `reason="full"`) - fullBefore
+	failedDuring := metric(t, g, "beacongate_kafka_records_failed_total") - failedBefore
+	kafkatest.WaitFor(t, "the spool to drain under load", 60*time.Second, func() bool { return metric(t, g, "beacongate_spool_active") == 0 })
 	time.Sleep(time.Second) // load goes on after the fault
 	close(stop)
 	wait()
-	waitUntil(t, "the spool to be inactive", 30*time.Second, func() bool { return metric(t, g, "beacongate_spool_active") == 0 })
+	kafkatest.WaitFor(t, "the spool to be inactive", 30*time.Second, func() bool { return metric(t, g, "beacongate_spool_active") == 0 })
 	retried := metric(t, g, "beacongate_spool_records_retried_total")
 	replayed := metric(t, g, "beacongate_spool_records_replayed_total")
 	lostMetric := metric(t, g, "beacongate_records_lost_total")
@@ -469,43 +434,6 @@ func TestFaultSpoolFullDuringReplay(t *testing.T) {
 			t.Fatalf("status %d: only 503 is expected from a full spool", s)
 		}
 	}
-}
-
-// kfFirstCopyOrderBreaks reads the n records of topic and counts, per
-// key, first copies that come after a larger seq's first copy: order
-// broken, as opposed to a later duplicate of a record already there.
-func kfFirstCopyOrderBreaks(t *testing.T, addr, topic string, n int) int {
-	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	seen := map[string]bool{}
-	last := map[string]int{}
-	breaks, read := 0, 0
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	for read < n && ctx.Err() == nil {
-		for _, r := range cl.PollFetches(ctx).Records() {
-			read++
-			id := kfBeaconID(t, r.Value)
-			if seen[id] {
-				continue
-			}
-			seen[id] = true
-			key, seqText, _ := strings.Cut(id, "/")
-			seq, _ := strconv.Atoi(seqText)
-			if prev, ok := last[key]; ok && seq < prev {
-				breaks++
-			}
-			last[key] = seq
-		}
-	}
-	if read < n {
-		t.Fatalf("read %d of %d records again", read, n)
-	}
-	return breaks
 }
 
 // kfProduceLog records when the broker handled each produce request for a
@@ -574,16 +502,16 @@ func TestFaultOutageDuringReplayRound(t *testing.T) {
 	// The first outage comes before the load: a cut under load can lose
 	// the answer to a request the broker wrote, and such duplicates are
 	// only excused for the second cut below.
-	cut.setDown(true)
-	waitUntil(t, "readiness off", 10*time.Second, func() bool {
+	cut.SetDown(true)
+	kafkatest.WaitFor(t, "readiness off", 10*time.Second, func() bool {
 		st, _, _ := get(t, "http://"+g.http+"/readyz")
 		return st == http.StatusServiceUnavailable
 	})
 	stop := make(chan struct{})
 	res, wait := runLoad(g, 8, 2, time.Millisecond, stop)
 	time.Sleep(4 * time.Second)
-	cut.setDown(false)
-	waitUntil(t, "a replay round committed", 20*time.Second, func() bool {
+	cut.SetDown(false)
+	kafkatest.WaitFor(t, "a replay round committed", 20*time.Second, func() bool {
 		return metric(t, g, "beacongate_spool_records_replayed_total") > 0
 	})
 	// The second cut comes from the broker itself, on the next produce
@@ -592,23 +520,23 @@ func TestFaultOutageDuringReplayRound(t *testing.T) {
 	var cutAtNanos atomic.Int64
 	c.ControlKey(kmsg.Produce.Int16(), func(kmsg.Request) (kmsg.Response, error, bool) {
 		cutAtNanos.Store(time.Now().UnixNano())
-		cut.setDown(true)
+		cut.SetDown(true)
 		return nil, errors.New("cut"), true
 	})
-	waitUntil(t, "the cut during a replay round", 10*time.Second, func() bool { return cutAtNanos.Load() != 0 })
+	kafkatest.WaitFor(t, "the cut during a replay round", 10*time.Second, func() bool { return cutAtNanos.Load() != 0 })
 	cutAt := time.Unix(0, cutAtNanos.Load())
 	replayedAtCut := metric(t, g, "beacongate_spool_records_replayed_total")
 	waitingAtCut := metric(t, g, "beacongate_spool_records")
 	activeAtCut := metric(t, g, "beacongate_spool_active")
-	failedBefore := kfMetricSum(t, g, "beacongate_kafka_records_failed_total")
+	failedBefore := metric(t, g, "beacongate_kafka_records_failed_total")
 	time.Sleep(time.Until(cutAt.Add(8 * time.Second)))
-	failedDuring := kfMetricSum(t, g, "beacongate_kafka_records_failed_total") - failedBefore
+	failedDuring := metric(t, g, "beacongate_kafka_records_failed_total") - failedBefore
 	restoredAt := time.Now()
-	cut.setDown(false)
+	cut.SetDown(false)
 	time.Sleep(2 * time.Second) // load goes on after the fault
 	close(stop)
 	wait()
-	waitUntil(t, "the spool to drain", 60*time.Second, func() bool { return metric(t, g, "beacongate_spool_active") == 0 })
+	kafkatest.WaitFor(t, "the spool to drain", 60*time.Second, func() bool { return metric(t, g, "beacongate_spool_active") == 0 })
 	retried := metric(t, g, "beacongate_spool_records_retried_total")
 	replayed := metric(t, g, "beacongate_spool_records_replayed_total")
 	if code := g.stop(t); code != 0 {
@@ -623,9 +551,8 @@ func TestFaultOutageDuringReplayRound(t *testing.T) {
 	duringCut := obs.records(cutAt, restoredAt)
 	d := readBack(t, addr, "beacons", res.acked, 60*time.Second)
 	lost, dup := d.check(res.acked)
-	firstBreaks := kfFirstCopyOrderBreaks(t, addr, "beacons", d.records)
-	t.Logf("8 s outage during a replay round (message.timeout.ms 3 s): at the cut %v replayed, %v waiting, spool active %v; %v records timed out during the outage, %v replayed records produced again, %v replayed in all; %d acknowledged, %d records in Kafka, lost %d, duplicated %d, order violations %d (first copies %d); %d records in Kafka the gateway was not told were delivered, %d written by the broker from 100 ms before the cut to the restore (%d after the cut); final %+v; statuses %v",
-		replayedAtCut, waitingAtCut, activeAtCut, failedDuring, retried, replayed, len(res.acked), d.records, lost, dup, d.orderBreak, firstBreaks,
+	t.Logf("8 s outage during a replay round (message.timeout.ms 3 s): at the cut %v replayed, %v waiting, spool active %v; %v records timed out during the outage, %v replayed records produced again, %v replayed in all; %d acknowledged, %d records in Kafka, lost %d, duplicated %d, order violations among first copies %d; %d records in Kafka the gateway was not told were delivered, %d written by the broker from 100 ms before the cut to the restore (%d after the cut); final %+v; statuses %v",
+		replayedAtCut, waitingAtCut, activeAtCut, failedDuring, retried, replayed, len(res.acked), d.records, lost, dup, d.orderBreak,
 		d.records-int(final.Delivered), unheard, duringCut, final, res.statuses)
 	if replayedAtCut == 0 || waitingAtCut == 0 || activeAtCut != 1 {
 		t.Fatalf("the second cut did not come during the replay (replayed %v, waiting %v, active %v)", replayedAtCut, waitingAtCut, activeAtCut)
@@ -636,8 +563,8 @@ func TestFaultOutageDuringReplayRound(t *testing.T) {
 	if reread != nil {
 		t.Fatalf("a replay round was read again: %v", reread)
 	}
-	if lost != 0 || firstBreaks != 0 || final.Lost != 0 || res.transport != 0 || len(res.statuses) != 1 {
-		t.Fatalf("lost %d, order violations among first copies %d, final %+v, transport errors %d, statuses %v", lost, firstBreaks, final, res.transport, res.statuses)
+	if lost != 0 || d.orderBreak != 0 || final.Lost != 0 || res.transport != 0 || len(res.statuses) != 1 {
+		t.Fatalf("lost %d, order violations among first copies %d, final %+v, transport errors %d, statuses %v", lost, d.orderBreak, final, res.transport, res.statuses)
 	}
 	// A duplicate is allowed only where the broker wrote a copy whose
 	// answer the cut lost: librdkafka gave up on it (message.timeout.ms)
@@ -682,9 +609,9 @@ func TestFaultOneBrokerOfThreeDown(t *testing.T) {
 	stop := make(chan struct{})
 	res, wait := runLoad(g, 8, 3, 2*time.Millisecond, stop)
 	time.Sleep(2 * time.Second)
-	cuts[down].setDown(true)
+	cuts[down].SetDown(true)
 	var body string
-	waitUntil(t, "/readyz to name partitions without a reachable leader", 15*time.Second, func() bool {
+	kafkatest.WaitFor(t, "/readyz to name partitions without a reachable leader", 15*time.Second, func() bool {
 		st, _, b := get(t, "http://"+g.http+"/readyz")
 		body = string(b)
 		return st == http.StatusServiceUnavailable && strings.Contains(body, "no reachable leader")
@@ -692,15 +619,15 @@ func TestFaultOneBrokerOfThreeDown(t *testing.T) {
 	time.Sleep(6 * time.Second)
 	spooled := metric(t, g, "beacongate_spool_records_spooled_total")
 	unavailable := metric(t, g, "beacongate_kafka_partitions_unavailable")
-	cuts[down].setDown(false)
-	waitUntil(t, "/readyz 200 again", 30*time.Second, func() bool {
+	cuts[down].SetDown(false)
+	kafkatest.WaitFor(t, "/readyz 200 again", 30*time.Second, func() bool {
 		st, _, _ := get(t, "http://"+g.http+"/readyz")
 		return st == http.StatusOK
 	})
 	time.Sleep(3 * time.Second) // load goes on after the fault
 	close(stop)
 	wait()
-	waitUntil(t, "the spool to drain", 60*time.Second, func() bool { return metric(t, g, "beacongate_spool_active") == 0 })
+	kafkatest.WaitFor(t, "the spool to drain", 60*time.Second, func() bool { return metric(t, g, "beacongate_spool_active") == 0 })
 	ackTimeouts := metric(t, g, "beacongate_ack_timeouts_total")
 	replayed := metric(t, g, "beacongate_spool_records_replayed_total")
 	if code := g.stop(t); code != 0 {
@@ -746,7 +673,7 @@ func TestFaultHandBackLargerThanSpool(t *testing.T) {
 	time.Sleep(time.Second)
 	close(stop)
 	wait()
-	waitUntil(t, "the spool to drain", 60*time.Second, func() bool { return metric(t, g, "beacongate_spool_active") == 0 })
+	kafkatest.WaitFor(t, "the spool to drain", 60*time.Second, func() bool { return metric(t, g, "beacongate_spool_active") == 0 })
 	kept := metric(t, g, "beacongate_spool_records_kept_total")
 	lostMetric := metric(t, g, "beacongate_records_lost_total")
 	if code := g.stop(t); code != 0 {

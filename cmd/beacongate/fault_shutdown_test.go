@@ -12,6 +12,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/beacongate/beacongate/internal/kafkatest"
 )
 
 // Fault tests of the way out: what a SIGTERM does with records that wait
@@ -23,12 +25,12 @@ import (
 // spoolUnderOutage runs a paced load while the broker is cut for outage,
 // stops the load, and returns what the clients were told. The caller
 // decides when the broker comes back.
-func spoolUnderOutage(t *testing.T, g *gateway, cut *cutListener, workers int, outage time.Duration) *loadResult {
+func spoolUnderOutage(t *testing.T, g *gateway, cut *kafkatest.CutListener, workers int, outage time.Duration) *loadResult {
 	t.Helper()
 	stop := make(chan struct{})
 	res, wait := runLoad(g, workers, 0, 0, stop)
 	time.Sleep(500 * time.Millisecond)
-	cut.setDown(true)
+	cut.SetDown(true)
 	time.Sleep(outage)
 	close(stop)
 	wait()
@@ -69,8 +71,8 @@ func TestFaultSIGTERMDrainsTheSpool(t *testing.T) {
 	res := spoolUnderOutage(t, g, cut, 8, 4*time.Second)
 	fast := slowProduce(c, 50*time.Millisecond)
 	defer fast()
-	cut.setDown(false)
-	waitUntil(t, "replay to begin", 30*time.Second, func() bool {
+	cut.SetDown(false)
+	kafkatest.WaitFor(t, "replay to begin", 30*time.Second, func() bool {
 		return metric(t, g, "beacongate_kafka_queue_messages") > 0 && metric(t, g, "beacongate_spool_active") == 1
 	})
 	waiting := metric(t, g, "beacongate_spool_records")
@@ -110,11 +112,11 @@ func TestFaultShutdownDuringReplayWithKafkaDown(t *testing.T) {
 	res := spoolUnderOutage(t, g, cut, 8, 4*time.Second)
 	fast := slowProduce(c, 200*time.Millisecond)
 	defer fast()
-	cut.setDown(false)
-	waitUntil(t, "a replay round in flight", 30*time.Second, func() bool {
+	cut.SetDown(false)
+	kafkatest.WaitFor(t, "a replay round in flight", 30*time.Second, func() bool {
 		return metric(t, g, "beacongate_kafka_queue_messages") > 0 && metric(t, g, "beacongate_spool_active") == 1
 	})
-	cut.setDown(true)
+	cut.SetDown(true)
 	inFlight := metric(t, g, "beacongate_kafka_queue_messages")
 	start := time.Now()
 	code := g.stop(t)
@@ -122,7 +124,7 @@ func TestFaultShutdownDuringReplayWithKafkaDown(t *testing.T) {
 	fast()
 	f := g.finalLine(t)
 	st := inspectSpoolDir(t, dir)
-	cut.setDown(false)
+	cut.SetDown(false)
 	left := replayLeftovers(t, dir, addr)
 	d := readBack(t, addr, "beacons", res.acked, 60*time.Second)
 	lost, dup := d.check(res.acked)
@@ -156,8 +158,8 @@ func TestFaultShutdownTellsTheTruth(t *testing.T) {
 		c, cut := faultBroker(t, "beacons")
 		addr := c.ListenAddrs()[0]
 		g := startGateway(t, faultFlags(addr, "", "-shutdown.timeout", "3s")...)
-		cut.setDown(true)
-		waitUntil(t, "readiness off", 10*time.Second, func() bool {
+		cut.SetDown(true)
+		kafkatest.WaitFor(t, "readiness off", 10*time.Second, func() bool {
 			st, _, _ := get(t, "http://"+g.http+"/readyz")
 			return st == 503
 		})
@@ -173,7 +175,7 @@ func TestFaultShutdownTellsTheTruth(t *testing.T) {
 		}
 		code := g.stop(t)
 		f := g.finalLine(t)
-		cut.setDown(false)
+		cut.SetDown(false)
 		d := readBack(t, addr, "beacons", acked, 5*time.Second)
 		lost, _ := d.check(acked)
 		t.Logf("no spool, Kafka down at SIGTERM: %d acknowledged, %d in Kafka, %d not; exit %d; final line: delivered %d, lost %d",
@@ -198,7 +200,7 @@ func TestFaultShutdownTellsTheTruth(t *testing.T) {
 		stop := make(chan struct{})
 		res, wait := runLoad(g, 8, 0, 0, stop)
 		time.Sleep(time.Second)
-		cut.setDown(true)
+		cut.SetDown(true)
 		time.Sleep(time.Second)
 		close(stop)
 		wait()
@@ -207,7 +209,7 @@ func TestFaultShutdownTellsTheTruth(t *testing.T) {
 		fast()
 		f := g.finalLine(t)
 		st := inspectSpoolDir(t, dir)
-		cut.setDown(false)
+		cut.SetDown(false)
 		left := replayLeftovers(t, dir, addr)
 		d := readBack(t, addr, "beacons", res.acked, 60*time.Second)
 		lost, dup := d.check(res.acked)
@@ -249,8 +251,8 @@ func TestFaultBatchAllOrNothing(t *testing.T) {
 			c, cut := faultBroker(t, "beacons")
 			addr := c.ListenAddrs()[0]
 			g := startGateway(t, faultFlags(addr, t.TempDir(), tc.flags...)...)
-			cut.setDown(true)
-			waitUntil(t, "readiness off", 10*time.Second, func() bool {
+			cut.SetDown(true)
+			kafkatest.WaitFor(t, "readiness off", 10*time.Second, func() bool {
 				st, _, _ := get(t, "http://"+g.http+"/readyz")
 				return st == 503
 			})
@@ -286,7 +288,7 @@ func TestFaultBatchAllOrNothing(t *testing.T) {
 			if statuses[200] == 0 || statuses[503] == 0 {
 				t.Fatalf("statuses %v: want batches accepted, then refused at capacity", statuses)
 			}
-			cut.setDown(false)
+			cut.SetDown(false)
 			want := map[string]bool{}
 			for b, st := range batches {
 				if st == 200 {

@@ -10,6 +10,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/beacongate/beacongate/internal/kafkatest"
 )
 
 // The fault tests (docs/delivery.md, "Fault tests"): each runs the real gateway binary against
@@ -33,14 +35,14 @@ func TestFaultBrokerDown(t *testing.T) {
 	stop := make(chan struct{})
 	res, wait := runLoad(g, 8, 0, 2*time.Millisecond, stop)
 	time.Sleep(3 * time.Second)
-	cut.setDown(true)
+	cut.SetDown(true)
 	time.Sleep(15 * time.Second)
 	spooled := metric(t, g, "beacongate_spool_records_spooled_total")
-	cut.setDown(false)
+	cut.SetDown(false)
 	time.Sleep(4 * time.Second)
 	close(stop)
 	wait()
-	waitUntil(t, "the spool to drain", 60*time.Second, func() bool { return metric(t, g, "beacongate_spool_active") == 0 })
+	kafkatest.WaitFor(t, "the spool to drain", 60*time.Second, func() bool { return metric(t, g, "beacongate_spool_active") == 0 })
 	replayed := metric(t, g, "beacongate_spool_records_replayed_total")
 	if code := g.stop(t); code != 0 {
 		t.Fatalf("exit code %d", code)
@@ -104,7 +106,7 @@ func TestFaultSIGKILL(t *testing.T) {
 	stop := make(chan struct{})
 	res, wait := runLoad(g, 8, 4, 2*time.Millisecond, stop)
 	time.Sleep(2 * time.Second)
-	cut.setDown(true)
+	cut.SetDown(true)
 	time.Sleep(3 * time.Second) // spooling; the state file is refreshed every second
 	if err := g.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
@@ -113,10 +115,10 @@ func TestFaultSIGKILL(t *testing.T) {
 	g.done <- nil
 	close(stop)
 	wait()
-	cut.setDown(false)
+	cut.SetDown(false)
 
 	g2 := startGateway(t, faultFlags(addr, dir)...)
-	waitUntil(t, "the restarted gateway to drain the spool", 60*time.Second, func() bool {
+	kafkatest.WaitFor(t, "the restarted gateway to drain the spool", 60*time.Second, func() bool {
 		return metric(t, g2, "beacongate_spool_active") == 0
 	})
 	possiblyLost := metric(t, g2, "beacongate_records_possibly_lost_total")
@@ -147,14 +149,14 @@ func TestFaultSpoolFull(t *testing.T) {
 	c, cut := faultBroker(t, "beacons")
 	addr := c.ListenAddrs()[0]
 	g := startGateway(t, faultFlags(addr, t.TempDir(), "-spool.max-bytes", "262144", "-spool.segment-bytes", "65536")...)
-	cut.setDown(true)
-	waitUntil(t, "readiness off", 10*time.Second, func() bool {
+	cut.SetDown(true)
+	kafkatest.WaitFor(t, "readiness off", 10*time.Second, func() bool {
 		st, _, _ := get(t, "http://"+g.http+"/readyz")
 		return st == 503
 	})
 	stop := make(chan struct{})
 	res, wait := runLoad(g, 4, 0, 0, stop)
-	waitUntil(t, "503s from the full spool", 30*time.Second, func() bool {
+	kafkatest.WaitFor(t, "503s from the full spool", 30*time.Second, func() bool {
 		res.mu.Lock()
 		defer res.mu.Unlock()
 		return res.statuses[503] > 100
@@ -163,14 +165,14 @@ func TestFaultSpoolFull(t *testing.T) {
 	if status != 503 || hdr.Get("Retry-After") == "" || !strings.HasPrefix(string(body), "spool_full: ") {
 		t.Fatalf("full spool answer: %d %q %q", status, hdr.Get("Retry-After"), body)
 	}
-	cut.setDown(false)
-	waitUntil(t, "recovery (200s again)", 60*time.Second, func() bool {
+	cut.SetDown(false)
+	kafkatest.WaitFor(t, "recovery (200s again)", 60*time.Second, func() bool {
 		st, _, _ := get(t, "http://"+g.http+"/i?uid=probe&seq=1")
 		return st == http.StatusOK
 	})
 	close(stop)
 	wait()
-	waitUntil(t, "the spool to drain", 60*time.Second, func() bool { return metric(t, g, "beacongate_spool_active") == 0 })
+	kafkatest.WaitFor(t, "the spool to drain", 60*time.Second, func() bool { return metric(t, g, "beacongate_spool_active") == 0 })
 	if code := g.stop(t); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}

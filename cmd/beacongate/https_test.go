@@ -14,6 +14,7 @@ import (
 
 	"github.com/beacongate/beacongate/internal/certs"
 	"github.com/beacongate/beacongate/internal/kafka/embedded"
+	"github.com/beacongate/beacongate/internal/kafkatest"
 )
 
 // TestHTTPSReloadAndAdminToken: the HTTPS listener serves beacons, picks
@@ -64,7 +65,7 @@ func TestHTTPSReloadAndAdminToken(t *testing.T) {
 	if err := g.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the renewed certificate", 10*time.Second, func() bool {
+	kafkatest.WaitFor(t, "the renewed certificate", 10*time.Second, func() bool {
 		st, err := get(pool2)
 		return err == nil && st == 200
 	})
