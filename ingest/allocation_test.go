@@ -3,12 +3,9 @@
 package ingest
 
 import (
-	"bufio"
-	"bytes"
 	"net"
 	"testing"
 
-	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 
 	"github.com/beacongate/beacongate/internal/kafka/delivery"
@@ -44,30 +41,11 @@ func TestHotPathAllocs(t *testing.T) {
 	}
 	for _, c := range benchRequests {
 		t.Run(c.name, func(t *testing.T) {
-			var ctx fasthttp.RequestCtx
-			ctx.Init(&fasthttp.Request{}, &net.TCPAddr{IP: net.IPv4(198, 51, 100, 7), Port: 40000}, nil)
-			rd := bytes.NewReader(nil)
-			br := bufio.NewReaderSize(rd, 64<<10)
-			var out bytes.Buffer
-			bw := bufio.NewWriterSize(&out, 64<<10)
+			r := newReplayer(s, net.IPv4(198, 51, 100, 7))
 			run := func() {
-				rd.Reset(c.raw)
-				br.Reset(rd)
-				ctx.Request.Reset()
-				ctx.Response.Reset()
-				if err := ctx.Request.Read(br); err != nil {
-					t.Fatal(err)
+				if st, err := r.serve(c.raw); err != nil || st != c.status {
+					t.Fatalf("status %d (%v, %s), want %d", st, err, r.body(), c.status)
 				}
-				s.Handle(&ctx)
-				if st := ctx.Response.StatusCode(); st != c.status {
-					t.Fatalf("status %d (%s), want %d", st, ctx.Response.Body(), c.status)
-				}
-				out.Reset()
-				bw.Reset(&out)
-				if err := ctx.Response.Write(bw); err != nil {
-					t.Fatal(err)
-				}
-				_ = bw.Flush()
 			}
 			if n := testing.AllocsPerRun(200, run); n != 0 {
 				t.Fatalf("%s: %v allocations per request, want 0", c.name, n)

@@ -1,16 +1,14 @@
 package ingest
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
-	"github.com/beacongate/beacongate/internal/kafka/delivery"
 	"net"
 	"strings"
 	"testing"
 
-	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
+
+	"github.com/beacongate/beacongate/internal/kafka/delivery"
 )
 
 type benchRequest struct {
@@ -60,36 +58,17 @@ func BenchmarkHandler(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(c.raw)))
 			b.RunParallel(func(pb *testing.PB) {
-				var ctx fasthttp.RequestCtx
-				ctx.Init(&fasthttp.Request{}, &net.TCPAddr{IP: net.IPv4(198, 51, 100, 7), Port: 40000}, nil)
-				rd := bytes.NewReader(nil)
-				br := bufio.NewReaderSize(rd, 64<<10)
-				bw := bufio.NewWriterSize(&bytes.Buffer{}, 64<<10)
+				r := newReplayer(s, net.IPv4(198, 51, 100, 7))
 				for pb.Next() {
-					rd.Reset(c.raw)
-					br.Reset(rd)
-					ctx.Request.Reset()
-					ctx.Response.Reset()
-					if err := ctx.Request.Read(br); err != nil {
-						b.Fatal(err)
+					if st, err := r.serve(c.raw); err != nil || st != c.status {
+						b.Fatalf("status %d (%v): %s", st, err, r.body())
 					}
-					s.Handle(&ctx)
-					if ctx.Response.StatusCode() != c.status {
-						b.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
-					}
-					bw.Reset(discardWriter{})
-					_ = ctx.Response.Write(bw)
-					_ = bw.Flush()
 				}
 			})
 			b.ReportMetric(float64(c.events), "events/op")
 		})
 	}
 }
-
-type discardWriter struct{}
-
-func (discardWriter) Write(p []byte) (int, error) { return len(p), nil }
 
 // discardSink drops every record without copying it (librdkafka would
 // copy); allocation_test.go's copySink is the copying one.

@@ -3,43 +3,22 @@
 package ingest
 
 import (
-	"bufio"
 	"bytes"
 	"fmt"
 	"net"
 	"testing"
 
-	"github.com/valyala/fasthttp"
 	"go.uber.org/zap"
 )
 
 // allocsPerRequest is TestHotPathAllocs' measurement for one request.
 func allocsPerRequest(t *testing.T, s *Server, peer net.IP, raw []byte, status int) float64 {
 	t.Helper()
-	var ctx fasthttp.RequestCtx
-	ctx.Init(&fasthttp.Request{}, &net.TCPAddr{IP: peer, Port: 40000}, nil)
-	rd := bytes.NewReader(nil)
-	br := bufio.NewReaderSize(rd, 64<<10)
-	var out bytes.Buffer
-	bw := bufio.NewWriterSize(&out, 64<<10)
+	r := newReplayer(s, peer)
 	return testing.AllocsPerRun(200, func() {
-		rd.Reset(raw)
-		br.Reset(rd)
-		ctx.Request.Reset()
-		ctx.Response.Reset()
-		if err := ctx.Request.Read(br); err != nil {
-			t.Fatal(err)
+		if st, err := r.serve(raw); err != nil || st != status {
+			t.Fatalf("status %d (%v, %s), want %d", st, err, r.body(), status)
 		}
-		s.Handle(&ctx)
-		if st := ctx.Response.StatusCode(); st != status {
-			t.Fatalf("status %d (%s), want %d", st, ctx.Response.Body(), status)
-		}
-		out.Reset()
-		bw.Reset(&out)
-		if err := ctx.Response.Write(bw); err != nil {
-			t.Fatal(err)
-		}
-		_ = bw.Flush()
 	})
 }
 
@@ -117,26 +96,11 @@ func BenchmarkHandlerSecured(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(raw)))
 			b.RunParallel(func(pb *testing.PB) {
-				var ctx fasthttp.RequestCtx
-				ctx.Init(&fasthttp.Request{}, &net.TCPAddr{IP: net.IPv4(10, 1, 2, 3), Port: 40000}, nil)
-				rd := bytes.NewReader(nil)
-				br := bufio.NewReaderSize(rd, 64<<10)
-				bw := bufio.NewWriterSize(&bytes.Buffer{}, 64<<10)
+				r := newReplayer(s, net.IPv4(10, 1, 2, 3))
 				for pb.Next() {
-					rd.Reset(raw)
-					br.Reset(rd)
-					ctx.Request.Reset()
-					ctx.Response.Reset()
-					if err := ctx.Request.Read(br); err != nil {
-						b.Fatal(err)
+					if st, err := r.serve(raw); err != nil || st != c.status {
+						b.Fatalf("status %d (%v): %s", st, err, r.body())
 					}
-					s.Handle(&ctx)
-					if ctx.Response.StatusCode() != c.status {
-						b.Fatalf("status %d: %s", ctx.Response.StatusCode(), ctx.Response.Body())
-					}
-					bw.Reset(discardWriter{})
-					_ = ctx.Response.Write(bw)
-					_ = bw.Flush()
 				}
 			})
 		})
