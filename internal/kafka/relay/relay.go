@@ -290,19 +290,32 @@ func (r *Relay) toSpoolLocked(key, value []byte, a *delivery.Ack) error {
 		}
 		r.startSpoolingLocked("Kafka is not taking records")
 	}
-	size := spool.FrameSize(len(key), len(value))
-	if _, bytes := r.sp.Waiting(); bytes+size > r.sp.MaxBytes {
-		return fmt.Errorf("spool: cannot append a %d-byte record: %d of %d bytes waiting: %w", size, bytes, r.sp.MaxBytes, spool.ErrFull)
+	one := [1]delivery.Record{{Key: key, Value: value}}
+	_, err := r.appendLocked(one[:], a, spool.FrameSize(len(key), len(value)))
+	return err
+}
+
+// appendLocked appends recs (size bytes of frames) to the main lane, all
+// or none when the budget is the limit: a client retrying a half-spooled
+// batch would duplicate its first half. (A disk failing in the middle
+// leaves the first n appended; the error is about the rest.) r.mu is
+// held.
+func (r *Relay) appendLocked(recs []delivery.Record, a *delivery.Ack, size int64) (n int, err error) {
+	if _, waiting := r.sp.Waiting(); waiting+size > r.sp.MaxBytes {
+		return 0, fmt.Errorf("spool: cannot append %d records of %d bytes: %d of %d bytes waiting: %w",
+			len(recs), size, waiting, r.sp.MaxBytes, spool.ErrFull)
 	}
-	if err := r.sp.Main.Append(key, value); err != nil {
-		return err
+	for i, rec := range recs {
+		if err := r.sp.Main.Append(rec.Key, rec.Value); err != nil {
+			return i, err
+		}
+		r.appends.Add(1)
+		spooledTotal.Inc()
 	}
-	r.appends.Add(1)
-	spooledTotal.Inc()
 	if a != nil {
 		a.SetSpooled()
 	}
-	return nil
+	return len(recs), nil
 }
 
 // spoolError maps the error of a spool append (or of the direct produce
@@ -427,37 +440,18 @@ func (r *Relay) spoolBatch(recs []delivery.Record, a *delivery.Ack, mustTakeAll 
 					if !isBackpressure(err) {
 						return i, err
 					}
-					n, err := r.appendAllLocked(recs[i:], a, size)
-					return i + n, err
+					n, err := r.appendLocked(recs[i:], a, size)
+					return i + n, r.spoolError(err)
 				}
 			}
 			return len(recs), nil
 		}
 		r.startSpoolingLocked("Kafka's queue has no room for a batch")
 	}
-	return r.appendAllLocked(recs, a, size)
+	n, err := r.appendLocked(recs, a, size)
+	return n, r.spoolError(err)
 }
 
-func (r *Relay) appendAllLocked(recs []delivery.Record, a *delivery.Ack, size int64) (int, error) {
-	if _, waiting := r.sp.Waiting(); waiting+size > r.sp.MaxBytes {
-		spoolRejected.WithLabelValues("full").Inc()
-		r.thr.Error("spool-full", "spool full: answering 503 to a whole batch",
-			zap.Int("records", len(recs)), zap.Int64("bytes", size), zap.Int64("waiting", waiting), zap.Int64("max", r.sp.MaxBytes))
-		return 0, ErrSpoolFull
-	}
-	for i, rec := range recs {
-		if err := r.sp.Main.Append(rec.Key, rec.Value); err != nil {
-			return i, r.spoolError(err)
-		}
-		r.appends.Add(1)
-		spooledTotal.Inc()
-	}
-	if a != nil {
-		a.SetSpooled()
-	}
-	r.poke()
-	return len(recs), nil
-}
 
 // Keep is the producer's failure handler for a record librdkafka gave up
 // on. A retriable failure goes to the kept lane, and spooling starts so
