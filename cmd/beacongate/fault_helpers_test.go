@@ -12,11 +12,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/beacongate/beacongate/internal/kafkatest"
@@ -320,4 +322,22 @@ func replayLeftovers(t *testing.T, dir, brokers string) int {
 		t.Fatalf("spool replay of %d leftover records: %v\n%s", st.Records, err, out)
 	}
 	return int(st.Records)
+}
+
+// slowProduce makes every produce request wait d at the broker until the
+// returned function is called, so that replaying a spool takes long
+// enough for a signal to arrive in the middle of it.
+func slowProduce(c *kfake.Cluster, d time.Duration) (end func()) {
+	var slow atomic.Bool
+	slow.Store(true)
+	c.ControlKey(kmsg.Produce.Int16(), func(kmsg.Request) (kmsg.Response, error, bool) {
+		if !slow.Load() {
+			c.DropControl() // only works from inside the control function
+			return nil, nil, false
+		}
+		c.KeepControl()
+		time.Sleep(d)
+		return nil, nil, false
+	})
+	return func() { slow.Store(false) }
 }

@@ -6,12 +6,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kfake"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/beacongate/beacongate/internal/kafkatest"
 )
@@ -38,24 +34,6 @@ func spoolUnderOutage(t *testing.T, g *gateway, cut *kafkatest.CutListener, work
 		t.Fatalf("the outage spooled nothing (statuses %v)", res.statuses)
 	}
 	return res
-}
-
-// slowProduce makes every produce request wait d at the broker until the
-// returned function is called, so that replaying a spool takes long
-// enough for a signal to arrive in the middle of it.
-func slowProduce(c *kfake.Cluster, d time.Duration) (end func()) {
-	var slow atomic.Bool
-	slow.Store(true)
-	c.ControlKey(kmsg.Produce.Int16(), func(kmsg.Request) (kmsg.Response, error, bool) {
-		if !slow.Load() {
-			c.DropControl() // only works from inside the control function
-			return nil, nil, false
-		}
-		c.KeepControl()
-		time.Sleep(d)
-		return nil, nil, false
-	})
-	return func() { slow.Store(false) }
 }
 
 // TestFaultSIGTERMDrainsTheSpool: after an outage, with Kafka back, a

@@ -3,7 +3,6 @@ package main
 import (
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -197,24 +196,14 @@ func TestFaultSlowBroker(t *testing.T) {
 	addr := c.ListenAddrs()[0]
 	dir := t.TempDir()
 	g := startGateway(t, faultFlags(addr, dir)...)
-	var slow atomic.Bool
-	slow.Store(true)
-	c.ControlKey(kmsg.Produce.Int16(), func(kmsg.Request) (kmsg.Response, error, bool) {
-		if !slow.Load() {
-			c.DropControl() // only works from inside the control function
-			return nil, nil, false
-		}
-		c.KeepControl()
-		time.Sleep(200 * time.Millisecond)
-		return nil, nil, false
-	})
+	fast := slowProduce(c, 200*time.Millisecond)
 	stop := make(chan struct{})
 	res, wait := runLoad(g, 16, 0, 0, stop)
 	time.Sleep(8 * time.Second)
 	close(stop)
 	wait()
 	rss := peakRSS(g.cmd.Process.Pid)
-	slow.Store(false)
+	fast()
 	if code := g.stop(t); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}

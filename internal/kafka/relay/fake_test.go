@@ -222,6 +222,9 @@ func (k *fakeKafka) deadLetters() []string {
 type relayOpts struct {
 	maxBytes int64
 	cfg      Config
+	// kafka, if set, stands in front of the fake (e.g. to delay its
+	// reports); the fake still takes records librdkafka would hand back.
+	kafka Kafka
 }
 
 func newRelay(t *testing.T, k *fakeKafka, o relayOpts) (*Relay, *Spools) {
@@ -247,7 +250,11 @@ func newRelay(t *testing.T, k *fakeKafka, o relayOpts) (*Relay, *Spools) {
 	if cfg.StartGrace == 0 {
 		cfg.StartGrace = 50 * time.Millisecond
 	}
-	r, err := New(cfg, k, sp, zap.NewNop())
+	var kafka Kafka = k
+	if o.kafka != nil {
+		kafka = o.kafka
+	}
+	r, err := New(cfg, kafka, sp, zap.NewNop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,16 +1,12 @@
 package relay
 
 import (
-	"context"
 	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/beacongate/beacongate/internal/kafka/delivery"
-	"github.com/beacongate/beacongate/internal/kafka/spool"
 )
 
 // lingerKafka reports the outcome of tracked records (replayed ones) only
@@ -41,37 +37,13 @@ func (k *lingerKafka) ProduceTracked(key, value []byte, t delivery.Tracker) erro
 	return k.fakeKafka.ProduceTracked(key, value, t)
 }
 
-// newRelayOver is newRelay with kafka in front of k.
-func newRelayOver(t *testing.T, k *fakeKafka, kafka Kafka, o relayOpts) (*Relay, *Spools) {
-	t.Helper()
-	sp, err := OpenSpools(spool.Config{Dir: t.TempDir(), MaxBytes: 1 << 20, SegmentBytes: 64 << 10}, "beacons", 0, 0, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sp.Close() })
-	cfg := o.cfg
-	cfg.HealthInterval, cfg.ReplayBatch, cfg.RetryBackoff, cfg.StartGrace = 5*time.Millisecond, 50, 5*time.Millisecond, 50*time.Millisecond
-	r, err := New(cfg, kafka, sp, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	k.handler = r.Keep
-	r.Start()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		r.Stop(ctx)
-	})
-	return r, sp
-}
-
 // TestSpoolDrainsUnderSteadyLoad: after an outage, the spool must drain
 // and records go straight to Kafka again while a steady load goes on.
 // Waiting for the spool to be empty between two rounds never ends then:
 // records arrive during every round.
 func TestSpoolDrainsUnderSteadyLoad(t *testing.T) {
 	k := newFake(t)
-	r, sp := newRelayOver(t, k, &lingerKafka{k, 20 * time.Millisecond}, relayOpts{})
+	r, sp := newRelay(t, k, relayOpts{kafka: &lingerKafka{k, 20 * time.Millisecond}})
 	waitFor(t, "spooling mode", func() bool { return !r.route.Load() })
 	send(t, r, "u", 0, 500)
 	var sent atomic.Int64
@@ -120,7 +92,7 @@ func TestSpoolDrainsUnderSteadyLoad(t *testing.T) {
 // be handed back at once.
 func TestFirstRoundAfterOutageDoesNotHandOver(t *testing.T) {
 	k := newFake(t)
-	r, sp := newRelayOver(t, k, &lingerKafka{k, 50 * time.Millisecond}, relayOpts{})
+	r, sp := newRelay(t, k, relayOpts{kafka: &lingerKafka{k, 50 * time.Millisecond}})
 	waitFor(t, "spooling mode", func() bool { return !r.route.Load() })
 	send(t, r, "u", 0, 30) // one round (ReplayBatch 50)
 	k.setUp(true)

@@ -452,7 +452,6 @@ func (r *Relay) spoolBatch(recs []delivery.Record, a *delivery.Ack, mustTakeAll 
 	return n, r.spoolError(err)
 }
 
-
 // Keep is the producer's failure handler for a record librdkafka gave up
 // on. A retriable failure goes to the kept lane, and spooling starts so
 // that later records queue behind it; a permanent one is set aside (dead
