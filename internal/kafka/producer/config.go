@@ -76,8 +76,7 @@ var Defaults = map[string]string{
 	"batch.num.messages": "10000",
 	// Delivery reports carry key and value, so a record librdkafka gives
 	// up on can be handed to the spool instead of being lost
-	// (docs/delivery.md). It
-	// costs a copy per delivered record.
+	// (docs/delivery.md). It costs a copy per delivered record.
 	"go.delivery.report.fields": "key,value",
 	// The events channel carries delivery reports (each with its value),
 	// stats and errors, consumed by one loop: bound the memory it can hold.
