@@ -41,7 +41,7 @@ faults:
 	@for i in $$(seq $(RUNS)); do \
 	  echo "== run $$i of $(RUNS), $$(git rev-parse --short HEAD), $$(date -u +%F)"; \
 	  $(GO) test -count=1 -timeout 20m -run '^(TestFault|TestSIGTERMDeliversEveryAcceptedEvent)' -v ./cmd/beacongate/ \
-	    | grep -E '^(--- |ok|FAIL)|^ +fault_[a-z]+_test.go:[0-9]+: [^ ]|^ +e2e_test.go:[0-9]+: [0-9]' ; \
+	    | grep -E '^(--- |ok|FAIL)|^ +fault(_[a-z]+)?_test.go:[0-9]+: [^ ]|^ +e2e_test.go:[0-9]+: [0-9]' ; \
 	done
 
 # Every test: vet and format, unit and integration tests (real librdkafka
