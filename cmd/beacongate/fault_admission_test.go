@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -110,30 +109,6 @@ func admRun(t *testing.T, args ...string) (int, string, string) {
 		t.Fatalf("%v: %v", args, err)
 	}
 	return cmd.ProcessState.ExitCode(), out.String(), errb.String()
-}
-
-// admInspect is the part of `beacongate spool inspect` the tests below
-// read beyond spoolState: the main lane's torn tail.
-type admInspect struct {
-	Topic   string
-	Records int64
-	Main    struct {
-		Records   int64
-		TornBytes int64 `json:"torn_bytes"`
-	}
-}
-
-func admInspectDir(t *testing.T, dir string) (admInspect, string) {
-	t.Helper()
-	out, err := exec.Command(kafkatest.GatewayBinary(t), "spool", "inspect", "-spool.dir", dir).CombinedOutput()
-	if err != nil {
-		t.Fatalf("spool inspect: %v\n%s", err, out)
-	}
-	var st admInspect
-	if err := json.Unmarshal(out, &st); err != nil {
-		t.Fatalf("spool inspect output %q: %v", out, err)
-	}
-	return st, string(out)
 }
 
 // admTreeHash describes every entry under dir: its mode, size, mtime and,
@@ -526,7 +501,7 @@ func TestFaultSpoolInspectReadOnly(t *testing.T) {
 	f.Close()
 
 	before := admTreeHash(t, dir)
-	st, out := admInspectDir(t, dir)
+	st := inspectSpoolDir(t, dir)
 	after := admTreeHash(t, dir)
 	changed := []string{}
 	for name, h := range before {
@@ -543,8 +518,8 @@ func TestFaultSpoolInspectReadOnly(t *testing.T) {
 		t.Fatalf("spool inspect changed the spool directory: %v\nbefore %v\nafter  %v", changed, before, after)
 	}
 	if st.Main.TornBytes != int64(len(garbage)) || st.Records != n {
-		t.Fatalf("inspect of a spool with a torn tail: %d records, %d torn bytes; want %d and %d\n%s",
-			st.Records, st.Main.TornBytes, n, len(garbage), out)
+		t.Fatalf("inspect of a spool with a torn tail: %d records, %d torn bytes; want %d and %d\n%+v",
+			st.Records, st.Main.TornBytes, n, len(garbage), st)
 	}
 
 	// Beside a running gateway (the broker still cut, so it keeps the
@@ -553,9 +528,9 @@ func TestFaultSpoolInspectReadOnly(t *testing.T) {
 	kafkatest.WaitFor(t, "the restarted gateway to report its spool", 10*time.Second, func() bool {
 		return metric(t, g, "beacongate_spool_records") == n
 	})
-	stRunning, outRunning := admInspectDir(t, dir)
+	stRunning := inspectSpoolDir(t, dir)
 	if stRunning.Records != n {
-		t.Fatalf("inspect beside a running gateway: %d records, want %d\n%s", stRunning.Records, n, outRunning)
+		t.Fatalf("inspect beside a running gateway: %d records, want %d\n%+v", stRunning.Records, n, stRunning)
 	}
 	if code := g.stop(t); code != 0 {
 		t.Fatalf("exit code %d", code)

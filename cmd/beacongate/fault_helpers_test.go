@@ -93,9 +93,13 @@ func (g *gateway) finalLine(t *testing.T) finalLine {
 
 // spoolState is what `beacongate spool inspect` prints (read-only).
 type spoolState struct {
-	Topic      string
-	Records    int64
-	Bytes      int64
+	Topic   string
+	Records int64
+	Bytes   int64
+	Main    struct {
+		Records   int64
+		TornBytes int64 `json:"torn_bytes"`
+	}
 	Kept       struct{ Records int64 }
 	Quarantine struct {
 		Records int64

@@ -36,6 +36,39 @@ func spoolUnderOutage(t *testing.T, g *gateway, cut *kafkatest.CutListener, work
 	return res
 }
 
+// stopped is what a gateway stopped by SIGTERM while Kafka was down left
+// behind, and what Kafka holds once it is back and the spool has been
+// replayed as an operator would.
+type stopped struct {
+	code     int           // exit code
+	took     time.Duration // from SIGTERM to exit
+	final    finalLine
+	spool    spoolState // spool inspect after the exit
+	replayed int        // records `spool replay` sent afterwards
+	d        *delivery
+	lost     int
+	dup      int
+}
+
+// stopWithKafkaDown sends SIGTERM while the broker is cut, lets the slow
+// broker go (fast), then restores the broker, replays the spool and reads
+// acked back.
+func stopWithKafkaDown(t *testing.T, g *gateway, cut *kafkatest.CutListener, fast func(), dir, addr string, acked map[string]bool) stopped {
+	t.Helper()
+	var s stopped
+	start := time.Now()
+	s.code = g.stop(t)
+	s.took = time.Since(start)
+	fast()
+	s.final = g.finalLine(t)
+	s.spool = inspectSpoolDir(t, dir)
+	cut.SetDown(false)
+	s.replayed = replayLeftovers(t, dir, addr)
+	s.d = readBack(t, addr, "beacons", acked, 60*time.Second)
+	s.lost, s.dup = s.d.check(acked)
+	return s
+}
+
 // TestFaultSIGTERMDrainsTheSpool: after an outage, with Kafka back, a
 // SIGTERM replays the whole spool into Kafka before the process exits: a
 // pod whose disk goes away with it (scale-in, emptyDir) strands nothing.
@@ -96,16 +129,8 @@ func TestFaultShutdownDuringReplayWithKafkaDown(t *testing.T) {
 	})
 	cut.SetDown(true)
 	inFlight := metric(t, g, "beacongate_kafka_queue_messages")
-	start := time.Now()
-	code := g.stop(t)
-	took := time.Since(start)
-	fast()
-	f := g.finalLine(t)
-	st := inspectSpoolDir(t, dir)
-	cut.SetDown(false)
-	left := replayLeftovers(t, dir, addr)
-	d := readBack(t, addr, "beacons", res.acked, 60*time.Second)
-	lost, dup := d.check(res.acked)
+	s := stopWithKafkaDown(t, g, cut, fast, dir, addr, res.acked)
+	code, took, f, st, left, d, lost, dup := s.code, s.took, s.final, s.spool, s.replayed, s.d, s.lost, s.dup
 	t.Logf("SIGTERM during a replay round, Kafka down: %d acknowledged, %v records in the producer at SIGTERM; exit %d after %v (-shutdown.timeout %v); final line: left in spool %d, lost %d; inspect %d; replayed later %d; in Kafka: lost %d, duplicated %d (the interrupted round, at-least-once), order violations %d",
 		len(res.acked), inFlight, code, took.Round(time.Millisecond), timeout, f.LeftInSpool, f.Lost, st.Records, left, lost, dup, d.orderBreak)
 	if code != 0 || f.Lost != 0 {
@@ -187,14 +212,8 @@ func TestFaultShutdownTellsTheTruth(t *testing.T) {
 		close(stop)
 		wait()
 		inMemory := metric(t, g, "beacongate_kafka_queue_messages")
-		code := g.stop(t)
-		fast()
-		f := g.finalLine(t)
-		st := inspectSpoolDir(t, dir)
-		cut.SetDown(false)
-		left := replayLeftovers(t, dir, addr)
-		d := readBack(t, addr, "beacons", res.acked, 60*time.Second)
-		lost, dup := d.check(res.acked)
+		s := stopWithKafkaDown(t, g, cut, fast, dir, addr, res.acked)
+		code, f, st, left, d, lost, dup := s.code, s.final, s.spool, s.replayed, s.d, s.lost, s.dup
 		t.Logf("spool, Kafka down at SIGTERM: %d acknowledged, %v in the producer at SIGTERM; exit %d; final line: delivered %d, left in spool %d (kept lane %d), lost %d; inspect %d; replayed later %d; in Kafka: lost %d, duplicated %d, order violations %d",
 			len(res.acked), inMemory, code, f.Delivered, f.LeftInSpool, st.Kept.Records, f.Lost, st.Records, left, lost, dup, d.orderBreak)
 		if inMemory == 0 || st.Kept.Records == 0 {
