@@ -30,14 +30,27 @@ import (
 // Kafka-protocol broker, and read back with independent clients (kcat,
 // franz-go). They are bounded: every wait has a deadline.
 
+// handedOut holds every address freeAddr gave: the kernel may give a port
+// it just released to the next net.Listen, and one gateway once got the
+// same port for -http.listen and -admin.listen (its config refuses that).
+var handedOut sync.Map
+
+// freeAddr picks a loopback port that is free now and that this test
+// process never gave before. Another process may still take it before the
+// gateway binds; startGateway launches again when that happens.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if _, dup := handedOut.LoadOrStore(addr, true); !dup {
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // needTool finds a command-line tool; CI must have it (.ci/run installs it).
@@ -79,9 +92,20 @@ func (s *syncBuffer) String() string {
 
 func startGateway(t *testing.T, args ...string) *gateway {
 	t.Helper()
-	g := launchGateway(t, args...)
-	g.waitHTTP(t, "/readyz")
-	return g
+	for attempt := 1; ; attempt++ {
+		g := launchGateway(t, args...)
+		err := g.ready("/readyz")
+		if err == nil {
+			return g
+		}
+		// A port freeAddr picked was taken by another process (the
+		// packages' tests run side by side) before the gateway bound it.
+		if attempt < 3 && strings.Contains(g.logs.String(), "address already in use") {
+			t.Logf("gateway launch %d: %v; launching again on new ports", attempt, err)
+			continue
+		}
+		t.Fatalf("%v\n%s", err, g.logs.String())
+	}
 }
 
 // launchGateway starts the binary and returns at once, before it listens.
@@ -109,17 +133,31 @@ func launchGateway(t *testing.T, args ...string) *gateway {
 // waitHTTP waits up to 30 s for path (/readyz, /healthz) to answer 200.
 func (g *gateway) waitHTTP(t *testing.T, path string) {
 	t.Helper()
+	if err := g.ready(path); err != nil {
+		t.Fatalf("%v\n%s", err, g.logs.String())
+	}
+}
+
+// ready waits up to 30 s for path to answer 200, and gives up at once if
+// the process exits.
+func (g *gateway) ready(path string) error {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get("http://" + g.http + path)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return
+				return nil
 			}
 		}
+		select {
+		case exit := <-g.done:
+			g.done <- exit // for stop, exit and Cleanup
+			return fmt.Errorf("gateway exited before %s answered 200: %v", path, exit)
+		default:
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("gateway %s not 200 within 30s (last: %v)\n%s", path, err, g.logs.String())
+			return fmt.Errorf("gateway %s not 200 within 30s (last: %v)", path, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
