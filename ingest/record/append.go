@@ -26,6 +26,11 @@ const (
 	fieldShardKey      protowire.Number = 15
 	fieldBatchIndex    protowire.Number = 16
 	fieldNetworkUserID protowire.Number = 17
+	fieldProtocol      protowire.Number = 18
+	fieldEventType     protowire.Number = 19
+	fieldEventID       protowire.Number = 20
+	fieldSite          protowire.Number = 21
+	fieldOverflow      protowire.Number = 22
 
 	fieldParamName  protowire.Number = 1
 	fieldParamValue protowire.Number = 2
@@ -88,6 +93,17 @@ func Append(dst []byte, b *Beacon) []byte {
 		dst = protowire.AppendVarint(dst, uint64(b.BatchIndex))
 	}
 	dst = appendString(dst, fieldNetworkUserID, b.NetworkUserID)
+	if b.Protocol != ProtocolUnspecified {
+		dst = protowire.AppendTag(dst, fieldProtocol, protowire.VarintType)
+		dst = protowire.AppendVarint(dst, uint64(b.Protocol))
+	}
+	dst = appendString(dst, fieldEventType, b.EventType)
+	dst = appendString(dst, fieldEventID, b.EventID)
+	dst = appendString(dst, fieldSite, b.Site)
+	if b.Overflow {
+		dst = protowire.AppendTag(dst, fieldOverflow, protowire.VarintType)
+		dst = protowire.AppendVarint(dst, 1)
+	}
 	return dst
 }
 

@@ -51,4 +51,24 @@ type Beacon struct {
 	BatchIndex      uint32
 	// NetworkUserID is the gateway-set browser id (-identity.cookie).
 	NetworkUserID []byte
+	// Protocol is the wire protocol the event arrived in (0: beacongate's).
+	Protocol Protocol
+	// EventType is the protocol's event type (Segment call type, Snowplow e).
+	EventType []byte
+	// EventID is the sender's event id (Segment messageId, Snowplow eid).
+	EventID []byte
+	// Site is the site the request named or its write key mapped to.
+	Site []byte
+	// Overflow marks a hot key's record sent off its partition.
+	Overflow bool
 }
+
+// Protocol mirrors the beacongate.v1.Protocol enum values.
+type Protocol uint8
+
+// The wire protocols; the values are the proto enum numbers.
+const (
+	ProtocolUnspecified Protocol = 0
+	ProtocolSegment     Protocol = 1
+	ProtocolSnowplow    Protocol = 2
+)

@@ -35,6 +35,11 @@ func want(b *record.Beacon) *beaconv1.Beacon {
 		ShardKey:      s(b.ShardKey),
 		BatchIndex:    b.BatchIndex,
 		NetworkUserId: s(b.NetworkUserID),
+		Protocol:      beaconv1.Protocol(b.Protocol),
+		EventType:     s(b.EventType),
+		EventId:       s(b.EventID),
+		Site:          s(b.Site),
+		Overflow:      b.Overflow,
 	}
 	for _, p := range b.Params {
 		m.Params = append(m.Params, &beaconv1.Param{Name: s(p.Name), Value: s(p.Value)})
@@ -205,6 +210,11 @@ func TestAppend(t *testing.T) {
 		{"batch_index 128", &record.Beacon{BatchIndex: 128}},
 		{"network_user_id", &record.Beacon{Kind: record.KindClick, NetworkUserID: []byte("3f2a9c0e8b7d4a1f9e6c5b4a3d2e1f00")}},
 		{"batch_index max", &record.Beacon{BatchIndex: math.MaxUint32}},
+		{"segment track", &record.Beacon{Kind: record.KindBatchEvent, Protocol: record.ProtocolSegment, EventType: []byte("track"),
+			EventID: []byte("ajs-next-1b2c3d"), Site: []byte("shop-1"), Payload: []byte(`{"event":"Buy"}`)}},
+		{"snowplow page view", &record.Beacon{Kind: record.KindPixel, Protocol: record.ProtocolSnowplow, EventType: []byte("pv"),
+			EventID: []byte("4d7f0e5c-5b8e-4b55-9d7c-0d2b1c4a9e11")}},
+		{"overflow", &record.Beacon{ShardKey: []byte("hot"), Overflow: true}},
 		{"user_agent 16KiB", &record.Beacon{UserAgent: big(17 << 10)}},
 		{"multibyte utf8", &record.Beacon{Path: []byte("/héllo/日本/😀"), Params: []record.Param{{Name: []byte("q"), Value: []byte("naïve café ✓")}}}},
 		{"real U+FFFD kept", &record.Beacon{Host: []byte("a\uFFFDb")}},
@@ -233,7 +243,7 @@ func TestAppend(t *testing.T) {
 			GatewayID: v, RequestID: v, Method: v, Host: v, Path: v,
 			UserAgent: v, Referer: v, Origin: v, ContentType: v,
 			Params:   []record.Param{{Name: v, Value: v}, {Name: v}, {Value: v}, {Name: []byte("ok"), Value: v}},
-			ShardKey: v,
+			ShardKey: v, EventType: v, EventID: v, Site: v,
 		}})
 	}
 

@@ -96,6 +96,63 @@ func (Kind) EnumDescriptor() ([]byte, []int) {
 	return file_proto_beacongate_v1_beacon_proto_rawDescGZIP(), []int{0}
 }
 
+// Protocol says which wire protocol an event arrived in, so that one
+// consumer can decode every source with this one message.
+type Protocol int32
+
+const (
+	// beacongate's own endpoints (/i, /batch, /r); also records written
+	// before this field existed.
+	Protocol_PROTOCOL_UNSPECIFIED Protocol = 0
+	// The Segment tracking API (/v1/track, /v1/batch, ...): `payload` is the
+	// event's JSON, `event_type` the call type.
+	Protocol_PROTOCOL_SEGMENT Protocol = 1
+	// The Snowplow tracker protocol (GET /i or /ice.png with tracker
+	// parameters, POST /com.snowplowanalytics.snowplow/tp2).
+	Protocol_PROTOCOL_SNOWPLOW Protocol = 2
+)
+
+// Enum value maps for Protocol.
+var (
+	Protocol_name = map[int32]string{
+		0: "PROTOCOL_UNSPECIFIED",
+		1: "PROTOCOL_SEGMENT",
+		2: "PROTOCOL_SNOWPLOW",
+	}
+	Protocol_value = map[string]int32{
+		"PROTOCOL_UNSPECIFIED": 0,
+		"PROTOCOL_SEGMENT":     1,
+		"PROTOCOL_SNOWPLOW":    2,
+	}
+)
+
+func (x Protocol) Enum() *Protocol {
+	p := new(Protocol)
+	*p = x
+	return p
+}
+
+func (x Protocol) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (Protocol) Descriptor() protoreflect.EnumDescriptor {
+	return file_proto_beacongate_v1_beacon_proto_enumTypes[1].Descriptor()
+}
+
+func (Protocol) Type() protoreflect.EnumType {
+	return &file_proto_beacongate_v1_beacon_proto_enumTypes[1]
+}
+
+func (x Protocol) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use Protocol.Descriptor instead.
+func (Protocol) EnumDescriptor() ([]byte, []int) {
+	return file_proto_beacongate_v1_beacon_proto_rawDescGZIP(), []int{1}
+}
+
 // Param is one query-string or form parameter, percent-decoded and valid
 // UTF-8. A parameter without `=` has an empty value.
 type Param struct {
@@ -204,6 +261,21 @@ type Beacon struct {
 	// stable per browser and gateway domain, like a network user id. Empty
 	// when the cookie is off, or the request opted out of tracking.
 	NetworkUserId string `protobuf:"bytes,17,opt,name=network_user_id,json=networkUserId,proto3" json:"network_user_id,omitempty"`
+	// The wire protocol the event arrived in; unset for beacongate's own.
+	Protocol Protocol `protobuf:"varint,18,opt,name=protocol,proto3,enum=beacongate.v1.Protocol" json:"protocol,omitempty"`
+	// The protocol's own event type: Segment's call type (track, identify,
+	// page, screen, group, alias); Snowplow's `e` (pv, pp, se, ue, tr, ti).
+	EventType string `protobuf:"bytes,19,opt,name=event_type,json=eventType,proto3" json:"event_type,omitempty"`
+	// The event's id as its sender set it: Segment's messageId, Snowplow's
+	// eid. Consumers deduplicate retried sends on it.
+	EventId string `protobuf:"bytes,20,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
+	// The site the request named or its write key mapped to (flag
+	// -http.sites); the key itself is never recorded.
+	Site string `protobuf:"bytes,21,opt,name=site,proto3" json:"site,omitempty"`
+	// Set on a record sent away from its key's partition because the key
+	// was hot (flag -shard.hot-key-rate): order with the key's other records
+	// is not kept for it.
+	Overflow      bool `protobuf:"varint,22,opt,name=overflow,proto3" json:"overflow,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -357,6 +429,41 @@ func (x *Beacon) GetNetworkUserId() string {
 	return ""
 }
 
+func (x *Beacon) GetProtocol() Protocol {
+	if x != nil {
+		return x.Protocol
+	}
+	return Protocol_PROTOCOL_UNSPECIFIED
+}
+
+func (x *Beacon) GetEventType() string {
+	if x != nil {
+		return x.EventType
+	}
+	return ""
+}
+
+func (x *Beacon) GetEventId() string {
+	if x != nil {
+		return x.EventId
+	}
+	return ""
+}
+
+func (x *Beacon) GetSite() string {
+	if x != nil {
+		return x.Site
+	}
+	return ""
+}
+
+func (x *Beacon) GetOverflow() bool {
+	if x != nil {
+		return x.Overflow
+	}
+	return false
+}
+
 var File_proto_beacongate_v1_beacon_proto protoreflect.FileDescriptor
 
 const file_proto_beacongate_v1_beacon_proto_rawDesc = "" +
@@ -364,7 +471,7 @@ const file_proto_beacongate_v1_beacon_proto_rawDesc = "" +
 	" proto/beacongate/v1/beacon.proto\x12\rbeacongate.v1\"1\n" +
 	"\x05Param\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value\"\x9f\x04\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xbe\x05\n" +
 	"\x06Beacon\x12$\n" +
 	"\x0ereceived_at_us\x18\x01 \x01(\x03R\freceivedAtUs\x12\x1d\n" +
 	"\n" +
@@ -387,7 +494,13 @@ const file_proto_beacongate_v1_beacon_proto_rawDesc = "" +
 	"\tshard_key\x18\x0f \x01(\tR\bshardKey\x12\x1f\n" +
 	"\vbatch_index\x18\x10 \x01(\rR\n" +
 	"batchIndex\x12&\n" +
-	"\x0fnetwork_user_id\x18\x11 \x01(\tR\rnetworkUserIdJ\t\b\xe8\a\x10\x80\x80\x80\x80\x02*c\n" +
+	"\x0fnetwork_user_id\x18\x11 \x01(\tR\rnetworkUserId\x123\n" +
+	"\bprotocol\x18\x12 \x01(\x0e2\x17.beacongate.v1.ProtocolR\bprotocol\x12\x1d\n" +
+	"\n" +
+	"event_type\x18\x13 \x01(\tR\teventType\x12\x19\n" +
+	"\bevent_id\x18\x14 \x01(\tR\aeventId\x12\x12\n" +
+	"\x04site\x18\x15 \x01(\tR\x04site\x12\x1a\n" +
+	"\boverflow\x18\x16 \x01(\bR\boverflowJ\t\b\xe8\a\x10\x80\x80\x80\x80\x02*c\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -395,7 +508,11 @@ const file_proto_beacongate_v1_beacon_proto_rawDesc = "" +
 	"\vKIND_BEACON\x10\x02\x12\x14\n" +
 	"\x10KIND_BATCH_EVENT\x10\x03\x12\x0e\n" +
 	"\n" +
-	"KIND_CLICK\x10\x04B?Z=github.com/beacongate/beacongate/proto/beacongate/v1;beaconv1b\x06proto3"
+	"KIND_CLICK\x10\x04*Q\n" +
+	"\bProtocol\x12\x18\n" +
+	"\x14PROTOCOL_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10PROTOCOL_SEGMENT\x10\x01\x12\x15\n" +
+	"\x11PROTOCOL_SNOWPLOW\x10\x02B?Z=github.com/beacongate/beacongate/proto/beacongate/v1;beaconv1b\x06proto3"
 
 var (
 	file_proto_beacongate_v1_beacon_proto_rawDescOnce sync.Once
@@ -409,21 +526,23 @@ func file_proto_beacongate_v1_beacon_proto_rawDescGZIP() []byte {
 	return file_proto_beacongate_v1_beacon_proto_rawDescData
 }
 
-var file_proto_beacongate_v1_beacon_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_proto_beacongate_v1_beacon_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
 var file_proto_beacongate_v1_beacon_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
 var file_proto_beacongate_v1_beacon_proto_goTypes = []any{
 	(Kind)(0),      // 0: beacongate.v1.Kind
-	(*Param)(nil),  // 1: beacongate.v1.Param
-	(*Beacon)(nil), // 2: beacongate.v1.Beacon
+	(Protocol)(0),  // 1: beacongate.v1.Protocol
+	(*Param)(nil),  // 2: beacongate.v1.Param
+	(*Beacon)(nil), // 3: beacongate.v1.Beacon
 }
 var file_proto_beacongate_v1_beacon_proto_depIdxs = []int32{
 	0, // 0: beacongate.v1.Beacon.kind:type_name -> beacongate.v1.Kind
-	1, // 1: beacongate.v1.Beacon.params:type_name -> beacongate.v1.Param
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	2, // 1: beacongate.v1.Beacon.params:type_name -> beacongate.v1.Param
+	1, // 2: beacongate.v1.Beacon.protocol:type_name -> beacongate.v1.Protocol
+	3, // [3:3] is the sub-list for method output_type
+	3, // [3:3] is the sub-list for method input_type
+	3, // [3:3] is the sub-list for extension type_name
+	3, // [3:3] is the sub-list for extension extendee
+	0, // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_proto_beacongate_v1_beacon_proto_init() }
@@ -436,7 +555,7 @@ func file_proto_beacongate_v1_beacon_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_proto_beacongate_v1_beacon_proto_rawDesc), len(file_proto_beacongate_v1_beacon_proto_rawDesc)),
-			NumEnums:      1,
+			NumEnums:      2,
 			NumMessages:   2,
 			NumExtensions: 0,
 			NumServices:   0,
