@@ -19,6 +19,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"go.uber.org/zap"
@@ -69,6 +70,15 @@ type Producer struct {
 	stop       chan struct{}
 	closeOnce  sync.Once
 	loopDone   chan struct{}
+
+	// urgent counts the outstanding records of acknowledged requests;
+	// while it is above zero, flushLoop keeps librdkafka from lingering
+	// (urgent.go). kick wakes flushLoop; rk is librdkafka's handle (nil:
+	// acknowledged requests wait out linger.ms).
+	urgent    atomic.Int64
+	kick      chan struct{}
+	rk        unsafe.Pointer
+	flushDone chan struct{} // closed when flushLoop returned
 }
 
 // ErrQueueFull is returned, at once, when librdkafka's queue is full: the
@@ -113,6 +123,9 @@ func New(cfg Config, log *zap.Logger) (*Producer, error) {
 		lastUp:     map[int32]time.Time{},
 		loopDone:   make(chan struct{}),
 		stop:       make(chan struct{}),
+		kick:       make(chan struct{}, 1),
+		rk:         rkHandle(kp),
+		flushDone:  make(chan struct{}),
 	}
 	if cfg.TopicMaxBytes > 0 {
 		p.maxRecord.Store(int64(cfg.TopicMaxBytes))
@@ -121,6 +134,12 @@ func New(cfg Config, log *zap.Logger) (*Producer, error) {
 	go p.eventLoop()
 	go p.logLoop(kp.Logs())
 	go p.discoverTopic(p.stop, 30*time.Second)
+	if p.rk == nil {
+		log.Warn("cannot reach librdkafka's handle in this confluent-kafka-go version: acknowledged requests wait out linger.ms")
+		close(p.flushDone)
+	} else {
+		go p.flushLoop()
+	}
 	return p, nil
 }
 
@@ -152,15 +171,31 @@ func (p *Producer) SetFailureHandler(h FailureHandler) { p.onFailed.Store(&h) }
 
 // tracked is the opaque of a record whose outcome someone waits for.
 type tracked struct {
-	start time.Time
-	t     delivery.Tracker
+	start  time.Time
+	t      delivery.Tracker
+	urgent bool // an acknowledged request waits for it (see urgent.go)
 }
 
 // ProduceTracked is Produce for a record whose outcome t is told
 // (acknowledged mode, replay). It costs an allocation and a map entry in
 // the Go client, so the asynchronous path does not use it.
 func (p *Producer) ProduceTracked(key, value []byte, t delivery.Tracker) error {
-	return p.produce(p.topic, key, value, nil, &tracked{start: time.Now(), t: t})
+	_, urgent := t.(*delivery.Ack)
+	tr := &tracked{start: time.Now(), t: t, urgent: urgent}
+	if !urgent {
+		return p.produce(p.topic, key, value, nil, tr)
+	}
+	// Counted before Produce, as the books are: the report may come first.
+	p.urgent.Add(1)
+	if err := p.produce(p.topic, key, value, nil, tr); err != nil {
+		p.urgent.Add(-1)
+		return err
+	}
+	select {
+	case p.kick <- struct{}{}:
+	default: // flushLoop is awake already
+	}
+	return nil
 }
 
 // ProduceTo enqueues a record for another topic (the dead-letter topic),
@@ -305,6 +340,7 @@ func (p *Producer) Purge(timeout time.Duration) int {
 func (p *Producer) Close() (lost int) {
 	p.closeOnce.Do(func() {
 		close(p.stop)
+		<-p.flushDone // it must not call rd_kafka_flush on a destroyed handle
 		// Reports that arrive while librdkafka shuts down are still
 		// handled by the event loop; what is left in the books after it
 		// ended never got one.
@@ -342,6 +378,9 @@ func (p *Producer) report(m *kafka.Message) {
 	mine := m.TopicPartition.Topic == nil || *m.TopicPartition.Topic == p.topic
 	defer p.count(mine, -1, -int64(len(m.Key)+len(m.Value)))
 	tr, _ := m.Opaque.(*tracked)
+	if tr != nil && tr.urgent {
+		p.urgent.Add(-1)
+	}
 	if !mine {
 		p.deliveredElsewhere(m, tr)
 		return

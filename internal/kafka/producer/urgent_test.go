@@ -1,0 +1,57 @@
+package producer_test
+
+import (
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/beacongate/beacongate/internal/kafka/delivery"
+	"github.com/beacongate/beacongate/internal/kafka/producer"
+)
+
+// TestAckedRecordsDoNotLinger: with linger.ms at a minute, an
+// asynchronous record waits in librdkafka's queue; a record of an
+// acknowledged request is sent at once, and takes the waiting one along.
+// Without the flush loop (urgent.go) both would wait out the minute.
+func TestAckedRecordsDoNotLinger(t *testing.T) {
+	b := startBroker(t, "beacons")
+	p, err := producer.New(producer.Config{Brokers: b.Addr(), Topic: "beacons",
+		Settings: map[string]string{"linger.ms": "60000"}}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if !producer.UrgentFlushAvailable(p) {
+		t.Fatal("librdkafka's handle is out of reach: acknowledged requests would wait out linger.ms")
+	}
+
+	if err := p.Produce([]byte("u1"), []byte("async")); err != nil {
+		t.Fatal(err)
+	}
+	// The fault: the asynchronous record lingers (a broker is up well
+	// within this time: the tracked record below gets through in less).
+	time.Sleep(2 * time.Second)
+	if n := p.Delivered(); n != 0 {
+		t.Fatalf("%d records delivered with linger.ms=60000 and no acknowledged request: the test cannot tell lingering from not", n)
+	}
+
+	ack := delivery.NewAck(0)
+	ack.Add(1)
+	if err := p.ProduceTracked([]byte("u1"), []byte("acked"), ack); err != nil {
+		t.Fatal(err)
+	}
+	ack.Release()
+	select {
+	case <-ack.Done():
+		if err := ack.Err(); err != nil {
+			t.Fatalf("acknowledged record failed: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("acknowledged record not delivered within 20s: it waited out linger.ms")
+	}
+	// The asynchronous record queued before it went along, in order.
+	if n := p.Delivered(); n != 2 {
+		t.Fatalf("delivered %d, want both records", n)
+	}
+}
