@@ -27,7 +27,9 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os/exec"
 	"runtime"
+	"strings"
 	"time"
 )
 
@@ -60,6 +62,7 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 	}
 	if c.Spawn {
 		rep.Config.GatewayBin = c.GatewayBin
+		rep.Gateway = gatewayVersion(ctx, c.GatewayBin)
 		rep.Config.Broker = "separate process"
 		if c.EmbeddedBroker {
 			rep.Config.Broker = "in the gateway process"
@@ -285,4 +288,17 @@ func checkLoopback(ctx context.Context, host string) error {
 		}
 	}
 	return nil
+}
+
+// gatewayVersion is what the binary says of itself (`-version`: the
+// commit it was built from, "-dirty" if the tree had changes, and the Go
+// version), so a report names the commit its figures describe.
+func gatewayVersion(ctx context.Context, bin string) string {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "-version").Output()
+	if err != nil {
+		return fmt.Sprintf("unknown (%s -version: %v)", bin, err)
+	}
+	return strings.TrimSpace(string(out))
 }

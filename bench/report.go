@@ -17,9 +17,11 @@ type Report struct {
 	Started   time.Time `json:"started"`
 	GoVersion string    `json:"go_version"`
 	CPUs      int       `json:"cpus"`
-	Config    RunConfig `json:"config"`
-	Phases    []*Phase  `json:"phases"`
-	Ratios    *Ratios   `json:"ratios,omitempty"`
+	// Gateway is the spawned binary's -version line (its commit).
+	Gateway string    `json:"gateway_version,omitempty"`
+	Config  RunConfig `json:"config"`
+	Phases  []*Phase  `json:"phases"`
+	Ratios  *Ratios   `json:"ratios,omitempty"`
 	// Problems are findings that fail the run: lost, duplicated or
 	// reordered events, a gateway that did not exit cleanly, an
 	// incomplete read-back.

@@ -29,6 +29,9 @@ svg{background:#fff;border:1px solid #ddd;margin:.5em 0}
 `, e(r.RunID))
 	fmt.Fprintf(&b, "<h1>beacongate-bench run %s</h1>\n<p class=small>%s, %s, %d CPUs</p>\n",
 		e(r.RunID), e(r.Started.Format("2006-01-02 15:04:05Z")), e(r.GoVersion), r.CPUs)
+	if r.Gateway != "" {
+		fmt.Fprintf(&b, "<p class=small>gateway %s</p>\n", e(r.Gateway))
+	}
 	// The target without its scheme: the page names no URL, so nothing in
 	// it can look like an external reference.
 	target := strings.TrimPrefix(c.Target, "http://")

@@ -47,6 +47,7 @@ func syntheticReport(open bool) *Report {
 	code, und := 0, 0
 	gw.ExitCode, gw.Undelivered = &code, &und
 	r := &Report{RunID: "0123456789ab", Started: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC), GoVersion: "go1.26", CPUs: 2,
+		Gateway: "beacongate 1a2b3c4 go1.26",
 		Config: RunConfig{Mode: c.Mode, Conns: c.Conns, DurationSeconds: 5, Mix: c.Mix, EventBytes: c.EventBytes,
 			BatchEvents: c.BatchEvents, EventsPerRequest: 2.9, Keys: c.Keys, Target: "http://127.0.0.1:8080", Spawned: true,
 			GatewayBin: "bin/beacongate", Broker: "separate process", Topic: "beacons"},
@@ -105,7 +106,7 @@ func TestHTMLReportIsSelfContained(t *testing.T) {
 			t.Fatalf("HTML report contains %q: not self-contained", bad)
 		}
 	}
-	for _, want := range []string{"<polyline", "gateway latency", "No problems", "0123456789ab"} {
+	for _, want := range []string{"<polyline", "gateway latency", "No problems", "0123456789ab", "gateway beacongate 1a2b3c4"} {
 		if !strings.Contains(page, want) {
 			t.Fatalf("HTML report lacks %q", want)
 		}
@@ -118,7 +119,7 @@ func TestTextReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := buf.String()
-	for _, want := range []string{"baseline", "gateway", "LOST 0", "ratios", "throughput     0.500", "open loop at 2000 requests/s", "scheduled start", "problems: none"} {
+	for _, want := range []string{"baseline", "gateway", "LOST 0", "ratios", "throughput     0.500", "open loop at 2000 requests/s", "scheduled start", "problems: none", "gateway  beacongate 1a2b3c4 go1.26"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("text report lacks %q:\n%s", want, out)
 		}

@@ -13,6 +13,9 @@ func writeText(w io.Writer, r *Report) error {
 	ew := &errWriter{w: w}
 	c := r.Config
 	ew.printf("beacongate-bench run %s, %s, %s, %d CPUs\n", r.RunID, r.Started.Format("2006-01-02 15:04:05Z"), r.GoVersion, r.CPUs)
+	if r.Gateway != "" {
+		ew.printf("gateway  %s\n", r.Gateway)
+	}
 	ew.printf("load     %s\n", loadLine(c))
 	ew.printf("traffic  mix %s (by request), events ~%d B (±50%%), %d events/batch, %.2f events/request, %d keys\n",
 		c.Mix, c.EventBytes, c.BatchEvents, c.EventsPerRequest, c.Keys)
