@@ -37,6 +37,7 @@ type Producer struct {
 	queueMax   int
 	queueBytes int64
 	highMark   int
+	highBytes  int64
 	msgMax     int // librdkafka's message.max.bytes
 	sample     uint64
 	downAfter  time.Duration // a partition leader not UP this long is down
@@ -115,6 +116,7 @@ func New(cfg Config, log *zap.Logger) (*Producer, error) {
 		queueMax:   queueMax,
 		queueBytes: int64(queueKB) << 10,
 		highMark:   int(float64(queueMax) * cfg.HighWater),
+		highBytes:  int64(float64(int64(queueKB)<<10) * cfg.HighWater),
 		msgMax:     msgMax,
 		sample:     sample,
 		downAfter:  max(time.Second, 2*cfg.StatsInterval),

@@ -341,3 +341,32 @@ func TestTrackedAndDeadLetter(t *testing.T) {
 		t.Fatalf("dead letter %q headers %v", recs[0].Value, recs[0].Headers)
 	}
 }
+
+// TestHighWaterCountsBytes: large records fill queue.buffering.max.kbytes
+// long before the record limit, so readiness must turn false on bytes
+// too, or a load balancer keeps sending to a gateway whose queue is full.
+func TestHighWaterCountsBytes(t *testing.T) {
+	b := startBroker(t, "beacons")
+	p, err := producer.New(producer.Config{Brokers: b.Addr(), StatsInterval: 100 * time.Millisecond,
+		// Records stay queued (no acknowledged request flushes them).
+		Settings: map[string]string{"linger.ms": "60000", "queue.buffering.max.kbytes": "64"}}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	kafkatest.WaitFor(t, "producer ready", 15*time.Second, func() bool { ok, _ := p.Ready(); return ok })
+	value := make([]byte, 2000)
+	for i := range 30 { // 60,000 bytes: above 80% of 64 KiB, 30 of 200,000 records
+		if err := p.Produce([]byte("k"), value); err != nil {
+			t.Fatalf("produce %d: %v", i, err)
+		}
+	}
+	ok, reason := p.Ready()
+	if ok || !strings.Contains(reason, "bytes") {
+		t.Fatalf("Ready = %v (%q) with 60,000 of 65,536 queue bytes taken; want not ready on bytes", ok, reason)
+	}
+	if left := p.Flush(15 * time.Second); left != 0 {
+		t.Fatalf("%d records left after flush", left)
+	}
+	kafkatest.WaitFor(t, "ready again once the queue emptied", 15*time.Second, func() bool { ok, _ := p.Ready(); return ok })
+}

@@ -16,7 +16,12 @@ func (p *Producer) Ready() (ok bool, reason string) {
 		return false, "fatal producer error: " + fe.Error()
 	}
 	if n := p.p.Len(); n > p.highMark {
-		return false, "producer queue above high-water mark (" + strconv.Itoa(n) + " > " + strconv.Itoa(p.highMark) + ")"
+		return false, "producer queue above high-water mark (" + strconv.Itoa(n) + " > " + strconv.Itoa(p.highMark) + " records)"
+	}
+	// The byte limit binds first for large records (2 KB events fill 32 MiB
+	// with 16,000 records), so the mark applies to bytes too.
+	if b := p.outBytes.Load(); b > p.highBytes {
+		return false, "producer queue above high-water mark (" + strconv.FormatInt(b, 10) + " > " + strconv.FormatInt(p.highBytes, 10) + " bytes)"
 	}
 	h := p.health.Load()
 	if h == nil {
