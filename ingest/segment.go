@@ -1,0 +1,596 @@
+package ingest
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+	"go.uber.org/zap"
+
+	"github.com/beacongate/beacongate/ingest/event"
+	"github.com/beacongate/beacongate/ingest/form"
+	"github.com/beacongate/beacongate/ingest/record"
+	"github.com/beacongate/beacongate/internal/status"
+	"github.com/beacongate/beacongate/shard"
+)
+
+// The Segment tracking API (docs/segment.md): Segment's SDKs (analytics.js,
+// analytics-node, analytics-go, analytics-python, ...) send here unchanged
+// once their host is pointed at the gateway. Each call becomes one record
+// with protocol PROTOCOL_SEGMENT, event_type the call type, event_id the
+// messageId and site the site the write key maps to; the payload is the
+// event's JSON with the batch's context and integrations merged in and the
+// gateway's receivedAt added. Answers are Segment's: exactly 200
+// {"success":true}, errors as {"success":false,"code":..,"message":..}.
+
+// Segment's limits: 32 KB per event, 500 KB per batch.
+const (
+	segmentMaxEventBytes = 32 << 10
+	segmentMaxBatchBytes = 500 << 10
+	// A merged event (its own bytes plus the batch's context) may grow;
+	// past this it is refused rather than written as a huge record.
+	segmentMaxMergedBytes = 2 * segmentMaxEventBytes
+)
+
+var (
+	segmentPrefix    = []byte("/v1/")
+	segmentSettings  = []byte("/settings")
+	segmentProjects  = []byte("projects/")
+	hdrAuthorization = []byte("Authorization")
+	hdrRateReset     = []byte("X-RateLimit-Reset")
+	valBasic         = []byte("Basic ")
+	valSegmentAllow  = []byte("Authorization, Content-Type, X-Retry-Count, X-Request-Id, X-Beacon-Ack")
+	segmentOK        = []byte(`{"success":true}`)
+)
+
+var (
+	errSegmentNoUser     = status.New(http.StatusBadRequest, "missing_user_id", "userId or anonymousId is required")
+	errSegmentNoEvent    = status.New(http.StatusBadRequest, "missing_event", "a track call needs a non-empty event name")
+	errSegmentNoGroup    = status.New(http.StatusBadRequest, "missing_group_id", "a group call needs a groupId")
+	errSegmentNoPrevious = status.New(http.StatusBadRequest, "missing_previous_id", "an alias call needs userId and previousId")
+	errSegmentType       = status.New(http.StatusBadRequest, "unknown_call_type", "type must be track, identify, page, screen, group or alias")
+	errSegmentNoBatch    = status.New(http.StatusBadRequest, "missing_batch", "a batch body needs a \"batch\" array")
+	errSegmentBadKey     = status.New(http.StatusUnauthorized, "bad_write_key", "missing or unknown write key (Basic auth user name or the body's writeKey)")
+	errSegmentBadAuth    = status.New(http.StatusUnauthorized, "bad_authorization", "Authorization header is not Basic base64(writeKey:)")
+	errSegmentTooLarge   = status.New(http.StatusRequestEntityTooLarge, "body_too_large", fmt.Sprintf("a Segment request body may hold at most %d bytes", segmentMaxBatchBytes))
+	errSegmentMerged     = status.New(http.StatusRequestEntityTooLarge, "event_too_large", fmt.Sprintf("event with the batch's context exceeds %d bytes", segmentMaxMergedBytes))
+)
+
+// segmentCall is one call type: its record event_type and the paths that
+// take it.
+type segmentCall struct {
+	name  []byte
+	check func(ev []byte, jbuf []byte) ([]byte, error)
+}
+
+var (
+	callTrack    = segmentCall{name: []byte("track"), check: checkTrack}
+	callIdentify = segmentCall{name: []byte("identify"), check: checkUser}
+	callPage     = segmentCall{name: []byte("page"), check: checkUser}
+	callScreen   = segmentCall{name: []byte("screen"), check: checkUser}
+	callGroup    = segmentCall{name: []byte("group"), check: checkGroup}
+	callAlias    = segmentCall{name: []byte("alias"), check: checkAlias}
+)
+
+// segmentCallOf maps a /v1/ path's rest (and a batch element's type) to its
+// call; batch reports the batch endpoints.
+func segmentCallOf(name []byte) (c *segmentCall, batch bool) {
+	switch string(name) {
+	case "track", "t":
+		return &callTrack, false
+	case "identify", "i":
+		return &callIdentify, false
+	case "page", "p":
+		return &callPage, false
+	case "screen", "s":
+		return &callScreen, false
+	case "group", "g":
+		return &callGroup, false
+	case "alias", "a":
+		return &callAlias, false
+	case "batch", "b", "import":
+		return nil, true
+	}
+	return nil, false
+}
+
+// segmentTypeOf maps a batch element's type member to its call.
+func segmentTypeOf(typ []byte) *segmentCall {
+	switch string(typ) {
+	case "track":
+		return &callTrack
+	case "identify":
+		return &callIdentify
+	case "page":
+		return &callPage
+	case "screen":
+		return &callScreen
+	case "group":
+		return &callGroup
+	case "alias":
+		return &callAlias
+	}
+	return nil
+}
+
+// segment is the Server's Segment state, fixed at New.
+type segment struct {
+	keyer *shard.Keyer
+	keys  []segmentKey // from Config.Sites; nil: no allow-list
+	// drop are the top-level members never copied from an event as sent:
+	// rebuilt (type, context, integrations, receivedAt) or secret
+	// (writeKey); dropOptOut adds the identifiers removed on opt-out.
+	drop, dropOptOut []string
+}
+
+// segmentKey is one accepted write key and the site it maps to.
+type segmentKey struct{ key, site []byte }
+
+func newSegment(cfg Config) (segment, error) {
+	// One user's events in order on one partition, as for the snippet;
+	// -shard.prefix and -shard.max-key-bytes apply as they do there.
+	keyer, err := shard.New(shard.Config{Sources: "json:userId,json:anonymousId", Prefix: cfg.Shard.Prefix, MaxKeyBytes: cfg.Shard.MaxKeyBytes})
+	if err != nil {
+		return segment{}, fmt.Errorf("ingest: segment shard key: %w", err)
+	}
+	sg := segment{keyer: keyer}
+	sg.drop = []string{"type", "context", "integrations", "receivedAt", "writeKey"}
+	sg.dropOptOut = append(append(append([]string{}, sg.drop...), "userId", "anonymousId", "previousId"), cfg.IDParams...)
+	for sid, key := range cfg.Sites {
+		// A site with a key is named by that key; a site listed without
+		// one (a browser's, whose key is public anyway) by its sid.
+		k := key
+		if k == "" {
+			k = sid
+		}
+		sg.keys = append(sg.keys, segmentKey{key: []byte(k), site: []byte(sid)})
+	}
+	return sg, nil
+}
+
+// site maps a write key to its site. Every key is compared in constant
+// time, so the answer's timing does not tell how much of a key matched.
+func (sg *segment) site(key []byte) ([]byte, bool) {
+	var site []byte
+	for i := range sg.keys {
+		if subtle.ConstantTimeCompare(sg.keys[i].key, key) == 1 {
+			site = sg.keys[i].site
+		}
+	}
+	return site, site != nil
+}
+
+// routeSegment answers every path under /v1/.
+func (s *Server) routeSegment(ctx *fasthttp.RequestCtx, path, query []byte) int {
+	m := &ctx.Request.Header
+	rest := path[len(segmentPrefix):]
+	if bytes.HasPrefix(rest, segmentProjects) && bytes.HasSuffix(rest, segmentSettings) {
+		if !m.IsGet() && !m.IsHead() && !m.IsOptions() {
+			return s.segmentFail(ctx, errMethod, "GET, HEAD, OPTIONS")
+		}
+		if m.IsOptions() {
+			return s.segmentPreflight(ctx)
+		}
+		key := rest[len(segmentProjects) : len(rest)-len(segmentSettings)]
+		return s.serveSegmentSettings(ctx, key)
+	}
+	call, batch := segmentCallOf(rest)
+	if call == nil && !batch {
+		return s.segmentFail(ctx, errNotFound, "")
+	}
+	switch {
+	case m.IsPost():
+		if batch {
+			return s.serveSegmentBatch(ctx, path, query)
+		}
+		return s.serveSegmentCall(ctx, call, path, query)
+	case m.IsOptions():
+		return s.segmentPreflight(ctx)
+	}
+	return s.segmentFail(ctx, errMethod, "POST, OPTIONS")
+}
+
+// segmentPreflight is the CORS preflight, allowing Segment's headers when
+// the browser does not list the ones it wants.
+func (s *Server) segmentPreflight(ctx *fasthttp.RequestCtx) int {
+	st := s.cors.preflight(ctx)
+	if st == fasthttp.StatusNoContent && len(ctx.Request.Header.Peek("Access-Control-Request-Headers")) == 0 {
+		ctx.Response.Header.SetCanonical(hdrACAH, valSegmentAllow)
+	}
+	return st
+}
+
+// segmentBegin is begin (pipeline.go) for the Segment endpoints: the same
+// refusals and request-wide fields, except that the site comes from the
+// write key (segmentSite), not the sid parameter.
+func (s *Server) segmentBegin(ctx *fasthttp.RequestCtx, kind record.Kind, path, query []byte) (*scratch, error) {
+	sc := s.pool.Get().(*scratch)
+	sc.ctx = ctx
+	h := &ctx.Request.Header
+	b := &sc.b
+	b.ReceivedAtMicros = ctx.Time().UnixMicro()
+	b.GatewayID = s.gatewayID
+	if id := h.PeekBytes(hdrRequestID); usableRequestID(id) {
+		b.RequestID = id
+	} else {
+		sc.reqID = s.ids.appendNext(sc.reqID[:0])
+		b.RequestID = sc.reqID
+	}
+	ctx.Response.Header.SetCanonical(hdrRequestID, b.RequestID)
+	b.Kind = kind
+	b.Protocol = record.ProtocolSegment
+	b.Method = h.Method()
+	b.Host = h.Host()
+	b.Path = path
+	if len(query) > s.cfg.MaxQueryBytes {
+		return sc, errURITooLong
+	}
+	sc.setClientAddr(s.proxies.clientAddr(ctx), s.cfg.AnonymizeIP)
+	if err := s.rateLimitIP(sc); err != nil {
+		return sc, err
+	}
+	ack, err := s.ackMode(ctx, routeSegment)
+	if err != nil {
+		return sc, err
+	}
+	if ack {
+		sc.ack = s.acker.NewAck()
+	}
+	s.privacy(sc)
+	b.UserAgent = h.UserAgent()
+	b.Referer = h.Referer()
+	b.Origin = h.PeekBytes(hdrOrigin)
+	b.ContentType = h.ContentType()
+	sc.params, sc.buf, err = form.Parse(sc.params[:0], sc.buf[:0], query, s.cfg.Form)
+	if err != nil {
+		return sc, badRequest(err)
+	}
+	sc.params = dropKeyParams(sc.params)
+	if sc.optOut {
+		sc.params = s.dropIDParams(sc.params)
+	}
+	b.Params = sc.params
+	b.ParamsValidUTF8 = true
+	return sc, nil
+}
+
+// segmentBody reads the body (inflated), within Segment's batch limit.
+func (s *Server) segmentBody(sc *scratch) ([]byte, error) {
+	body, err := s.checkBody(sc)
+	if err != nil {
+		return nil, err
+	}
+	if len(body) > segmentMaxBatchBytes {
+		return nil, errSegmentTooLarge
+	}
+	return body, nil
+}
+
+// basicUser returns the user name of a Basic Authorization header, decoded
+// into buf; present is false without such a header.
+func basicUser(h, buf []byte) (user, newBuf []byte, present bool, err error) {
+	if len(h) == 0 {
+		return nil, buf, false, nil
+	}
+	if len(h) < len(valBasic) || !bytes.EqualFold(h[:len(valBasic)], valBasic) {
+		return nil, buf, true, errSegmentBadAuth
+	}
+	enc := bytes.TrimSpace(h[len(valBasic):])
+	n := base64.StdEncoding.DecodedLen(len(enc))
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	m, derr := base64.StdEncoding.Decode(buf[:n], enc)
+	if derr != nil {
+		return nil, buf, true, errSegmentBadAuth
+	}
+	user = buf[:m]
+	if i := bytes.IndexByte(user, ':'); i >= 0 {
+		user = user[:i]
+	}
+	return user, buf, true, nil
+}
+
+// segmentAuth finds the request's write key, from the Basic auth user name
+// or else the body's writeKey (obj: nil before the body is read), and sets
+// the record's site. Without an allow-list every key, or none, is taken
+// and the site stays empty. done reports whether a key was found (a Basic
+// header decides before the body is read).
+func (s *Server) segmentAuth(sc *scratch, obj []byte) (done bool, err error) {
+	user, buf, present, err := basicUser(sc.ctx.Request.Header.PeekBytes(hdrAuthorization), sc.jbuf[:0])
+	sc.jbuf = buf[:0]
+	if err != nil {
+		if s.segment.keys == nil {
+			return true, nil // no allow-list: the header does not matter
+		}
+		return true, err
+	}
+	key := user
+	if !present || len(user) == 0 {
+		if obj == nil {
+			return false, nil // look in the body
+		}
+		key, sc.jbuf, _ = event.Field(obj, "writeKey", sc.jbuf[:0])
+	}
+	if s.segment.keys == nil {
+		return true, nil
+	}
+	site, ok := s.segment.site(key)
+	clear(sc.jbuf[:cap(sc.jbuf)]) // the key is never kept, not even in a pooled buffer
+	if !ok {
+		return true, errSegmentBadKey
+	}
+	sc.b.Site = site
+	return true, s.rateLimitSite(site)
+}
+
+// serveSegmentCall answers a single call, /v1/track and the like: one
+// record of kind KIND_BEACON.
+func (s *Server) serveSegmentCall(ctx *fasthttp.RequestCtx, call *segmentCall, path, query []byte) int {
+	s.cors.allow(ctx)
+	sc, err := s.segmentBegin(ctx, record.KindBeacon, path, query)
+	defer s.end(sc)
+	if err != nil {
+		return s.segmentFail(ctx, err, "")
+	}
+	keyed, err := s.segmentAuth(sc, nil)
+	if err != nil {
+		return s.segmentFail(ctx, err, "")
+	}
+	body, err := s.segmentBody(sc)
+	if err != nil {
+		return s.segmentFail(ctx, err, "")
+	}
+	obj, err := event.ValidateObject(body, s.segmentLimits(segmentMaxEventBytes))
+	if err != nil {
+		err = badRequest(err)
+		if keyed || s.segment.keys == nil {
+			s.deadLetter(sc, body, err, -1)
+		}
+		return s.segmentFail(ctx, err, "")
+	}
+	if !keyed {
+		if _, err := s.segmentAuth(sc, obj); err != nil {
+			return s.segmentFail(ctx, err, "")
+		}
+	}
+	var ra [len(receivedAtLayout)]byte
+	sh := segmentShared{receivedAt: appendReceivedAt(ra[:0], sc.b.ReceivedAtMicros)}
+	if err = s.segmentEvent(sc, call, obj, &sh); err == nil {
+		err = s.segmentProduce(sc)
+	}
+	if err != nil {
+		s.deadLetter(sc, obj, err, -1)
+		return s.segmentFail(ctx, err, "")
+	}
+	if err = s.waitAck(sc); err != nil {
+		return s.segmentFail(ctx, err, "")
+	}
+	return segmentAnswer(ctx)
+}
+
+func segmentAnswer(ctx *fasthttp.RequestCtx) int {
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.Response.Header.SetContentTypeBytes(mtJSON)
+	ctx.SetBody(segmentOK)
+	return fasthttp.StatusOK
+}
+
+// segmentLimits are the event limits with Segment's size.
+func (s *Server) segmentLimits(size int) event.Limits {
+	lim := s.cfg.Event
+	lim.MaxEventBytes = size
+	return lim
+}
+
+// segmentShared is what a batch's events share: the batch-level members
+// merged into each, and the gateway's receivedAt.
+type segmentShared struct {
+	batch                         bool
+	context, integrations, sentAt []byte // raw values; nil when absent
+	receivedAt                    []byte
+}
+
+// segmentEvent checks one event (ev, a validated object) and builds its
+// record fields: the payload (with the batch's context and integrations
+// merged in, and receivedAt), event type and id. call is nil for a batch
+// element, whose type member names it.
+func (s *Server) segmentEvent(sc *scratch, call *segmentCall, ev []byte, sh *segmentShared) error {
+	sc.jbuf = sc.jbuf[:0]
+	if call == nil {
+		typ, jbuf, _ := event.Field(ev, "type", sc.jbuf)
+		sc.jbuf = jbuf
+		if call = segmentTypeOf(typ); call == nil {
+			return errSegmentType
+		}
+	}
+	var err error
+	if sc.jbuf, err = call.check(ev, sc.jbuf); err != nil {
+		return err
+	}
+	drop := s.segment.drop
+	if sc.optOut {
+		drop = s.segment.dropOptOut
+	}
+	p := append(sc.stripped[:0], `{"type":"`...)
+	p = append(p, call.name...)
+	p = append(p, '"')
+	p, _ = event.AppendMembers(p, ev, drop, 1)
+	p = appendMergedMember(p, "context", ev, sh.context)
+	p = appendMergedMember(p, "integrations", ev, sh.integrations)
+	if sh.sentAt != nil {
+		if _, ok := event.Raw(ev, "sentAt"); !ok {
+			p = append(p, `,"sentAt":`...)
+			p = append(p, sh.sentAt...)
+		}
+	}
+	p = append(p, `,"receivedAt":"`...)
+	p = append(p, sh.receivedAt...)
+	p = append(p, `"}`...)
+	sc.stripped = p
+	if len(p) > segmentMaxMergedBytes {
+		return errSegmentMerged
+	}
+	sc.b.Payload = p
+	sc.b.EventType = call.name
+	id, jbuf, _ := event.Field(ev, "messageId", sc.jbuf)
+	sc.jbuf = jbuf
+	sc.b.EventID = id
+	return nil
+}
+
+// appendMergedMember appends ,"name": with the event's member merged over
+// the batch's value b1 (nil: none), which wins nothing the event sets. A
+// member that is no object on either side is kept as the event sent it.
+func appendMergedMember(p []byte, name string, ev, b1 []byte) []byte {
+	ev1, eok := event.Raw(ev, name)
+	switch {
+	case event.IsObject(ev1) || event.IsObject(b1):
+		p = append(p, ',', '"')
+		p = append(p, name...)
+		p = append(p, '"', ':')
+		return event.AppendMerged(p, ev1, b1)
+	case eok:
+		p = append(p, ',', '"')
+		p = append(p, name...)
+		p = append(p, '"', ':')
+		return append(p, ev1...)
+	}
+	return p
+}
+
+// The calls' required members (Segment's spec).
+func checkUser(ev, jbuf []byte) ([]byte, error) {
+	if v, jbuf, ok := event.Field(ev, "userId", jbuf); ok && len(v) > 0 {
+		return jbuf, nil
+	}
+	if v, jbuf, ok := event.Field(ev, "anonymousId", jbuf); ok && len(v) > 0 {
+		return jbuf, nil
+	}
+	return jbuf, errSegmentNoUser
+}
+
+func checkTrack(ev, jbuf []byte) ([]byte, error) {
+	jbuf, err := checkUser(ev, jbuf)
+	if err != nil {
+		return jbuf, err
+	}
+	if raw, ok := event.Raw(ev, "event"); !ok || len(raw) < 3 || raw[0] != '"' {
+		return jbuf, errSegmentNoEvent
+	}
+	return jbuf, nil
+}
+
+func checkGroup(ev, jbuf []byte) ([]byte, error) {
+	jbuf, err := checkUser(ev, jbuf)
+	if err != nil {
+		return jbuf, err
+	}
+	if v, jbuf, ok := event.Field(ev, "groupId", jbuf); !ok || len(v) == 0 {
+		return jbuf, errSegmentNoGroup
+	}
+	return jbuf, nil
+}
+
+func checkAlias(ev, jbuf []byte) ([]byte, error) {
+	v, jbuf, ok := event.Field(ev, "userId", jbuf)
+	if !ok || len(v) == 0 {
+		return jbuf, errSegmentNoPrevious
+	}
+	if v, jbuf, ok = event.Field(ev, "previousId", jbuf); !ok || len(v) == 0 {
+		return jbuf, errSegmentNoPrevious
+	}
+	return jbuf, nil
+}
+
+// segmentKeyed is the scratch as the Segment shard keyer sees it: the
+// query source sid answers the site the write key mapped to, so a
+// -shard.prefix of query:sid prefixes Segment keys with their site too.
+type segmentKeyed scratch
+
+func (e *segmentKeyed) Lookup(kind shard.Kind, name string) []byte {
+	if kind == shard.KindQuery && name == paramSite && len(e.b.Site) > 0 {
+		return e.b.Site
+	}
+	return (*scratch)(e).Lookup(kind, name)
+}
+
+// segmentEncode derives the key (userId, else anonymousId) and encodes
+// the record into sc.key and sc.out.
+func (s *Server) segmentEncode(sc *scratch) {
+	sc.b.ShardKey = nil
+	sc.key = s.segment.keyer.AppendKey(sc.key[:0], (*segmentKeyed)(sc))
+	sc.b.ShardKey = sc.key
+	sc.out = record.Append(sc.out[:0], &sc.b)
+}
+
+// segmentProduce encodes and produces the current record.
+func (s *Server) segmentProduce(sc *scratch) error {
+	s.segmentEncode(sc)
+	var err error
+	if sc.ack != nil {
+		err = s.acker.ProduceAcked(sc.key, sc.out, sc.ack)
+	} else {
+		err = s.sink.Produce(sc.key, sc.out)
+	}
+	if err != nil {
+		return err
+	}
+	acceptedByKind[sc.b.Kind].Inc()
+	return nil
+}
+
+// receivedAtLayout is ISO 8601 in UTC with milliseconds, as Segment's own
+// receivedAt.
+const receivedAtLayout = "2006-01-02T15:04:05.000Z"
+
+func appendReceivedAt(dst []byte, us int64) []byte {
+	return time.UnixMicro(us).UTC().AppendFormat(dst, receivedAtLayout)
+}
+
+// segmentFail answers err in Segment's error shape and counts it; 429 and
+// 503 carry Retry-After, and 429 also X-RateLimit-Reset (the same seconds),
+// which Segment's SDKs read.
+func (s *Server) segmentFail(ctx *fasthttp.RequestCtx, err error, allow string) int {
+	st := s.segmentError(ctx, err, allow)
+	countRejected(asStatus(err).Reason(), 1)
+	return st
+}
+
+// segmentError writes the error answer of segmentFail without counting.
+func (s *Server) segmentError(ctx *fasthttp.RequestCtx, err error, allow string) int {
+	se := asStatus(err)
+	st := se.HTTPStatus()
+	ctx.SetStatusCode(st)
+	h := &ctx.Response.Header
+	h.SetContentTypeBytes(mtJSON)
+	if allow != "" {
+		h.SetCanonical(hdrAllow, []byte(allow))
+	}
+	var ra retryAfterer
+	if errors.As(err, &ra) && ra.RetryAfter() > 0 {
+		var num [20]byte
+		v := strconv.AppendInt(num[:0], int64((ra.RetryAfter()+time.Second-1)/time.Second), 10)
+		h.SetCanonical(hdrRetryAfter, v)
+		if st == fasthttp.StatusTooManyRequests {
+			h.SetCanonical(hdrRateReset, v)
+		}
+	}
+	var buf [512]byte
+	b := append(buf[:0], `{"success":false,"code":`...)
+	b = appendJSONString(b, se.Reason())
+	b = append(b, `,"message":`...)
+	b = appendJSONString(b, se.Error())
+	b = append(b, '}')
+	ctx.SetBody(b)
+	if st >= 500 && st != fasthttp.StatusServiceUnavailable {
+		s.throttle.Error("5xx:"+se.Reason(), "segment request failed", zap.Int("status", st), zap.Error(err))
+	}
+	return st
+}
