@@ -136,7 +136,7 @@ func TestSegmentBatch(t *testing.T) {
 		{"type": "identify", "userId": "u1", "traits": map[string]any{"a": 1.0}, "messageId": "b1", "timestamp": "2026-01-01T00:00:00Z",
 			"context": map[string]any{"library": lib, "locale": "en"}, "integrations": map[string]any{"Mixpanel": false}, "sentAt": "2026-01-01T00:00:05Z"},
 		{"type": "track", "userId": "u1", "event": "E", "messageId": "b2", "sentAt": "own",
-			"context": map[string]any{"ip": "1.2.3.4", "library": map[string]any{"name": "own"}, "locale": "en"},
+			"context":      map[string]any{"ip": "1.2.3.4", "library": map[string]any{"name": "own"}, "locale": "en"},
 			"integrations": map[string]any{"All": false, "Mixpanel": false}},
 		{"type": "page", "anonymousId": "a9", "messageId": "b3", "sentAt": "2026-01-01T00:00:05Z",
 			"context": map[string]any{"library": lib, "locale": "en"}, "integrations": map[string]any{"Mixpanel": false}},
