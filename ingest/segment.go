@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/subtle"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -360,8 +359,7 @@ func (s *Server) serveSegmentCall(ctx *fasthttp.RequestCtx, call *segmentCall, p
 			return s.segmentFail(ctx, err, "")
 		}
 	}
-	var ra [len(receivedAtLayout)]byte
-	sh := segmentShared{receivedAt: appendReceivedAt(ra[:0], sc.b.ReceivedAtMicros)}
+	sh := segmentShared{receivedAtUs: sc.b.ReceivedAtMicros}
 	if err = s.segmentEvent(sc, call, obj, &sh); err == nil {
 		err = s.segmentProduce(sc)
 	}
@@ -394,7 +392,7 @@ func (s *Server) segmentLimits(size int) event.Limits {
 type segmentShared struct {
 	batch                         bool
 	context, integrations, sentAt []byte // raw values; nil when absent
-	receivedAt                    []byte
+	receivedAtUs                  int64
 }
 
 // segmentEvent checks one event (ev, a validated object) and builds its
@@ -431,7 +429,7 @@ func (s *Server) segmentEvent(sc *scratch, call *segmentCall, ev []byte, sh *seg
 		}
 	}
 	p = append(p, `,"receivedAt":"`...)
-	p = append(p, sh.receivedAt...)
+	p = appendReceivedAt(p, sh.receivedAtUs)
 	p = append(p, `"}`...)
 	sc.stripped = p
 	if len(p) > segmentMaxMergedBytes {
@@ -546,12 +544,37 @@ func (s *Server) segmentProduce(sc *scratch) error {
 	return nil
 }
 
-// receivedAtLayout is ISO 8601 in UTC with milliseconds, as Segment's own
-// receivedAt.
-const receivedAtLayout = "2006-01-02T15:04:05.000Z"
-
+// appendReceivedAt appends us as Segment writes its receivedAt: ISO 8601
+// in UTC with milliseconds, "2026-12-07T06:00:00.123Z". By hand, not with
+// time.AppendFormat, whose buffer would escape to the heap.
 func appendReceivedAt(dst []byte, us int64) []byte {
-	return time.UnixMicro(us).UTC().AppendFormat(dst, receivedAtLayout)
+	t := time.UnixMicro(us).UTC()
+	y, mo, d := t.Date()
+	h, mi, s := t.Clock()
+	dst = appendDigits(dst, y, 4)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, int(mo), 2)
+	dst = append(dst, '-')
+	dst = appendDigits(dst, d, 2)
+	dst = append(dst, 'T')
+	dst = appendDigits(dst, h, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, mi, 2)
+	dst = append(dst, ':')
+	dst = appendDigits(dst, s, 2)
+	dst = append(dst, '.')
+	dst = appendDigits(dst, t.Nanosecond()/1e6, 3)
+	return append(dst, 'Z')
+}
+
+// appendDigits appends v (>= 0) in n decimal digits, zero-padded.
+func appendDigits(dst []byte, v, n int) []byte {
+	var b [8]byte
+	for i := n - 1; i >= 0; i-- {
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return append(dst, b[:n]...)
 }
 
 // segmentFail answers err in Segment's error shape and counts it; 429 and
@@ -573,8 +596,7 @@ func (s *Server) segmentError(ctx *fasthttp.RequestCtx, err error, allow string)
 	if allow != "" {
 		h.SetCanonical(hdrAllow, []byte(allow))
 	}
-	var ra retryAfterer
-	if errors.As(err, &ra) && ra.RetryAfter() > 0 {
+	if ra, ok := se.(retryAfterer); ok && ra.RetryAfter() > 0 {
 		var num [20]byte
 		v := strconv.AppendInt(num[:0], int64((ra.RetryAfter()+time.Second-1)/time.Second), 10)
 		h.SetCanonical(hdrRetryAfter, v)

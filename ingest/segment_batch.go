@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -65,8 +64,7 @@ func (s *Server) serveSegmentBatch(ctx *fasthttp.RequestCtx, path, query []byte)
 		s.deadLetter(sc, obj, errSegmentNoBatch, -1)
 		return s.segmentFail(ctx, errSegmentNoBatch, "")
 	}
-	var ra [len(receivedAtLayout)]byte
-	sh := segmentShared{batch: true, receivedAt: appendReceivedAt(ra[:0], sc.b.ReceivedAtMicros)}
+	sh := segmentShared{batch: true, receivedAtUs: sc.b.ReceivedAtMicros}
 	sh.context, _ = event.Raw(obj, "context")
 	sh.integrations, _ = event.Raw(obj, "integrations")
 	sh.sentAt, _ = event.Raw(obj, "sentAt")
@@ -150,8 +148,7 @@ func (s *Server) serveSegmentBatch(ctx *fasthttp.RequestCtx, path, query []byte)
 		} else {
 			s.deadLetter(sc, body, se, i)
 		}
-		var ra retryAfterer
-		if errors.As(it.err, &ra) && ra.RetryAfter() > 0 {
+		if ra, ok := se.(retryAfterer); ok && ra.RetryAfter() > 0 {
 			retryable = true
 		}
 		if first == nil {
