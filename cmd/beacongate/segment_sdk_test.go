@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -296,5 +299,58 @@ func TestSegmentAnalyticsNodeWrongKey(t *testing.T) {
 	}
 	if n := metric(t, g, "beacongate_events_accepted_total"); n != 0 {
 		t.Errorf("%v events accepted with a wrong key", n)
+	}
+}
+
+// TestSegmentBadInputE2E: through the real binary and relay, a batch with
+// one bad event records the others and still answers Segment's success;
+// invalid JSON and a body over 500 KB get their 4xx in Segment's shape;
+// each is counted, and only the good events reach Kafka.
+func TestSegmentBadInputE2E(t *testing.T) {
+	g, brokers := startSegmentGateway(t)
+	post := func(path, body string) (int, string, http.Header) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", "http://"+g.http+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.SetBasicAuth(segmentKey, "")
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b), resp.Header
+	}
+	st, body, h := post("/v1/batch", `{"batch":[
+		{"type":"track","userId":"e2e-u1","event":"A","messageId":"e2e-1"},
+		{"type":"track","userId":"e2e-u1","messageId":"e2e-2"},
+		{"type":"identify","userId":"e2e-u2","messageId":"e2e-3","traits":{"x":1}}],
+		"context":{"library":{"name":"hand"}}}`)
+	if st != 200 || body != `{"success":true}` || h.Get("X-Beacon-Rejected") != "1" {
+		t.Fatalf("batch with a bad event: %d %q (X-Beacon-Rejected %q)", st, body, h.Get("X-Beacon-Rejected"))
+	}
+	if st, body, _ = post("/v1/track", `{"userId":"e2e-u1","event":`); st != 400 || !strings.Contains(body, `"code":"invalid_json"`) {
+		t.Fatalf("invalid JSON: %d %q", st, body)
+	}
+	big := `{"batch":[],"pad":"` + strings.Repeat("x", 500<<10) + `"}`
+	if st, body, _ = post("/v1/batch", big); st != 413 || !strings.Contains(body, `"code":"body_too_large"`) {
+		t.Fatalf("body over 500 KB: %d %q", st, body)
+	}
+	for reason, n := range map[string]float64{"missing_event": 1, "invalid_json": 1, "body_too_large": 1} {
+		if got := metricWhere(t, g, "beacongate_events_rejected_total", `reason="`+reason+`"`); got != n {
+			t.Errorf("%s counted %v times, want %v", reason, got, n)
+		}
+	}
+	recs := kafkatest.Consume(t, brokers, "beacons", 2, 30*time.Second)
+	got := map[string]string{}
+	for _, r := range recs {
+		var rec beaconv1.Beacon
+		if err := proto.Unmarshal(r.Value, &rec); err != nil {
+			t.Fatal(err)
+		}
+		got[rec.EventId] = string(r.Key) + " " + rec.EventType + " " + fmt.Sprint(rec.BatchIndex)
+	}
+	if want := map[string]string{"e2e-1": "e2e-u1 track 0", "e2e-3": "e2e-u2 identify 2"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("records %v, want %v", got, want)
 	}
 }
