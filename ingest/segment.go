@@ -64,17 +64,16 @@ var (
 // segmentCall is one call type: its record event_type and the paths that
 // take it.
 type segmentCall struct {
-	name  []byte
-	check func(ev []byte, jbuf []byte) ([]byte, error)
+	name []byte
 }
 
 var (
-	callTrack    = segmentCall{name: []byte("track"), check: checkTrack}
-	callIdentify = segmentCall{name: []byte("identify"), check: checkUser}
-	callPage     = segmentCall{name: []byte("page"), check: checkUser}
-	callScreen   = segmentCall{name: []byte("screen"), check: checkUser}
-	callGroup    = segmentCall{name: []byte("group"), check: checkGroup}
-	callAlias    = segmentCall{name: []byte("alias"), check: checkAlias}
+	callTrack    = segmentCall{name: []byte("track")}
+	callIdentify = segmentCall{name: []byte("identify")}
+	callPage     = segmentCall{name: []byte("page")}
+	callScreen   = segmentCall{name: []byte("screen")}
+	callGroup    = segmentCall{name: []byte("group")}
+	callAlias    = segmentCall{name: []byte("alias")}
 )
 
 // segmentCallOf maps a /v1/ path's rest (and a batch element's type) to its
@@ -122,10 +121,6 @@ func segmentTypeOf(typ []byte) *segmentCall {
 type segment struct {
 	keyer *shard.Keyer
 	keys  []segmentKey // from Config.Sites; nil: no allow-list
-	// drop are the top-level members never copied from an event as sent:
-	// rebuilt (type, context, integrations, receivedAt) or secret
-	// (writeKey); dropOptOut adds the identifiers removed on opt-out.
-	drop, dropOptOut []string
 }
 
 // segmentKey is one accepted write key and the site it maps to.
@@ -139,8 +134,6 @@ func newSegment(cfg Config) (segment, error) {
 		return segment{}, fmt.Errorf("ingest: segment shard key: %w", err)
 	}
 	sg := segment{keyer: keyer}
-	sg.drop = []string{"type", "context", "integrations", "receivedAt", "writeKey"}
-	sg.dropOptOut = append(append(append([]string{}, sg.drop...), "userId", "anonymousId", "previousId"), cfg.IDParams...)
 	for sid, key := range cfg.Sites {
 		// A site with a key is named by that key; a site listed without
 		// one (a browser's, whose key is public anyway) by its sid.
@@ -398,35 +391,47 @@ type segmentShared struct {
 // segmentEvent checks one event (ev, a validated object) and builds its
 // record fields: the payload (with the batch's context and integrations
 // merged in, and receivedAt), event type and id. call is nil for a batch
-// element, whose type member names it.
+// element, whose type member names it. The event is read in one pass,
+// which copies the members kept and notes the ones the call needs.
 func (s *Server) segmentEvent(sc *scratch, call *segmentCall, ev []byte, sh *segmentShared) error {
 	sc.jbuf = sc.jbuf[:0]
+	var f segmentFields
+	// The type goes first; a batch element's is known only after the
+	// pass, so room is left for the longest.
+	p := append(sc.stripped[:0], `{"type":"identify"`...)
+	head := len(p)
+	optOut := sc.optOut
+	event.EachMember(ev, func(m event.Member) bool {
+		if f.note(m) || optOut && (segmentIdentifier(m) || keyInMember(m, s.cfg.IDParams)) {
+			return true
+		}
+		p = append(p, ',')
+		p = event.AppendMember(p, m)
+		return true
+	})
 	if call == nil {
-		typ, jbuf, _ := event.Field(ev, "type", sc.jbuf)
+		typ, jbuf, _ := event.Scalar(f.typ, sc.jbuf)
 		sc.jbuf = jbuf
 		if call = segmentTypeOf(typ); call == nil {
+			sc.stripped = p
 			return errSegmentType
 		}
 	}
-	var err error
-	if sc.jbuf, err = call.check(ev, sc.jbuf); err != nil {
+	if err := checkCall(call, &f); err != nil {
+		sc.stripped = p
 		return err
 	}
-	drop := s.segment.drop
-	if sc.optOut {
-		drop = s.segment.dropOptOut
-	}
-	p := append(sc.stripped[:0], `{"type":"`...)
-	p = append(p, call.name...)
-	p = append(p, '"')
-	p, _ = event.AppendMembers(p, ev, drop, 1)
-	p = appendMergedMember(p, "context", ev, sh.context)
-	p = appendMergedMember(p, "integrations", ev, sh.integrations)
-	if sh.sentAt != nil {
-		if _, ok := event.Raw(ev, "sentAt"); !ok {
-			p = append(p, `,"sentAt":`...)
-			p = append(p, sh.sentAt...)
-		}
+	// Put the call type into the room left for it, moving the members
+	// left when it is shorter than "identify".
+	start := head - len(`identify"`) + len(call.name) + 1
+	copy(p[len(`{"type":"`):], call.name)
+	p[start-1] = '"'
+	p = append(p[:start], p[head:]...)
+	p = appendMerged(p, "context", f.context, f.hasContext, sh.context)
+	p = appendMerged(p, "integrations", f.integrations, f.hasIntegrations, sh.integrations)
+	if sh.sentAt != nil && !f.hasSentAt {
+		p = append(p, `,"sentAt":`...)
+		p = append(p, sh.sentAt...)
 	}
 	p = append(p, `,"receivedAt":"`...)
 	p = appendReceivedAt(p, sh.receivedAtUs)
@@ -437,24 +442,24 @@ func (s *Server) segmentEvent(sc *scratch, call *segmentCall, ev []byte, sh *seg
 	}
 	sc.b.Payload = p
 	sc.b.EventType = call.name
-	id, jbuf, _ := event.Field(ev, "messageId", sc.jbuf)
+	id, jbuf, _ := event.Scalar(f.messageID, sc.jbuf)
 	sc.jbuf = jbuf
 	sc.b.EventID = id
 	return nil
 }
 
-// appendMergedMember appends ,"name": with the event's member merged over
-// the batch's value b1 (nil: none), which wins nothing the event sets. A
-// member that is no object on either side is kept as the event sent it.
-func appendMergedMember(p []byte, name string, ev, b1 []byte) []byte {
-	ev1, eok := event.Raw(ev, name)
+// appendMerged appends ,"name": with the event's value ev1 (present: has)
+// merged over the batch's b1 (nil: none), which wins nothing the event
+// sets. A value that is no object on either side is kept as the event
+// sent it.
+func appendMerged(p []byte, name string, ev1 []byte, has bool, b1 []byte) []byte {
 	switch {
 	case event.IsObject(ev1) || event.IsObject(b1):
 		p = append(p, ',', '"')
 		p = append(p, name...)
 		p = append(p, '"', ':')
 		return event.AppendMerged(p, ev1, b1)
-	case eok:
+	case has:
 		p = append(p, ',', '"')
 		p = append(p, name...)
 		p = append(p, '"', ':')
@@ -463,48 +468,52 @@ func appendMergedMember(p []byte, name string, ev, b1 []byte) []byte {
 	return p
 }
 
-// The calls' required members (Segment's spec).
-func checkUser(ev, jbuf []byte) ([]byte, error) {
-	if v, jbuf, ok := event.Field(ev, "userId", jbuf); ok && len(v) > 0 {
-		return jbuf, nil
+// checkCall checks the members call requires (Segment's spec). A switch,
+// not a func field: an indirect call would move f to the heap.
+func checkCall(call *segmentCall, f *segmentFields) error {
+	switch call {
+	case &callTrack:
+		return checkTrack(f)
+	case &callGroup:
+		return checkGroup(f)
+	case &callAlias:
+		return checkAlias(f)
 	}
-	if v, jbuf, ok := event.Field(ev, "anonymousId", jbuf); ok && len(v) > 0 {
-		return jbuf, nil
-	}
-	return jbuf, errSegmentNoUser
+	return checkUser(f)
 }
 
-func checkTrack(ev, jbuf []byte) ([]byte, error) {
-	jbuf, err := checkUser(ev, jbuf)
-	if err != nil {
-		return jbuf, err
+func checkUser(f *segmentFields) error {
+	if nonEmpty(f.userID) || nonEmpty(f.anonymousID) {
+		return nil
 	}
-	if raw, ok := event.Raw(ev, "event"); !ok || len(raw) < 3 || raw[0] != '"' {
-		return jbuf, errSegmentNoEvent
-	}
-	return jbuf, nil
+	return errSegmentNoUser
 }
 
-func checkGroup(ev, jbuf []byte) ([]byte, error) {
-	jbuf, err := checkUser(ev, jbuf)
-	if err != nil {
-		return jbuf, err
+func checkTrack(f *segmentFields) error {
+	if err := checkUser(f); err != nil {
+		return err
 	}
-	if v, jbuf, ok := event.Field(ev, "groupId", jbuf); !ok || len(v) == 0 {
-		return jbuf, errSegmentNoGroup
+	if len(f.event) < 3 || f.event[0] != '"' {
+		return errSegmentNoEvent
 	}
-	return jbuf, nil
+	return nil
 }
 
-func checkAlias(ev, jbuf []byte) ([]byte, error) {
-	v, jbuf, ok := event.Field(ev, "userId", jbuf)
-	if !ok || len(v) == 0 {
-		return jbuf, errSegmentNoPrevious
+func checkGroup(f *segmentFields) error {
+	if err := checkUser(f); err != nil {
+		return err
 	}
-	if v, jbuf, ok = event.Field(ev, "previousId", jbuf); !ok || len(v) == 0 {
-		return jbuf, errSegmentNoPrevious
+	if !nonEmpty(f.groupID) {
+		return errSegmentNoGroup
 	}
-	return jbuf, nil
+	return nil
+}
+
+func checkAlias(f *segmentFields) error {
+	if !nonEmpty(f.userID) || !nonEmpty(f.previousID) {
+		return errSegmentNoPrevious
+	}
+	return nil
 }
 
 // segmentKeyed is the scratch as the Segment shard keyer sees it: the

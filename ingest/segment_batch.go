@@ -59,15 +59,26 @@ func (s *Server) serveSegmentBatch(ctx *fasthttp.RequestCtx, path, query []byte)
 			return s.segmentFail(ctx, err, "")
 		}
 	}
-	arr, ok := event.Raw(obj, "batch")
-	if !ok || arr[0] != '[' {
+	// One pass over the body for the members it shares with its events.
+	sh := segmentShared{batch: true, receivedAtUs: sc.b.ReceivedAtMicros}
+	var arr []byte
+	event.EachMember(obj, func(m event.Member) bool {
+		switch {
+		case m.Is("batch"):
+			arr = m.Value
+		case m.Is("context"):
+			sh.context = m.Value
+		case m.Is("integrations"):
+			sh.integrations = m.Value
+		case m.Is("sentAt"):
+			sh.sentAt = m.Value
+		}
+		return true
+	})
+	if len(arr) == 0 || arr[0] != '[' {
 		s.deadLetter(sc, obj, errSegmentNoBatch, -1)
 		return s.segmentFail(ctx, errSegmentNoBatch, "")
 	}
-	sh := segmentShared{batch: true, receivedAtUs: sc.b.ReceivedAtMicros}
-	sh.context, _ = event.Raw(obj, "context")
-	sh.integrations, _ = event.Raw(obj, "integrations")
-	sh.sentAt, _ = event.Raw(obj, "sentAt")
 	if event.CountMembers(sh.context) > maxSharedMembers || event.CountMembers(sh.integrations) > maxSharedMembers {
 		s.deadLetter(sc, obj, errSegmentShared, -1)
 		return s.segmentFail(ctx, errSegmentShared, "")

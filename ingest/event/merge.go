@@ -1,6 +1,10 @@
 package event
 
-import "unicode/utf8"
+import (
+	"bytes"
+	"slices"
+	"unicode/utf8"
+)
 
 // Helpers that rebuild an event object from parts of validated JSON
 // objects without decoding it: the Segment endpoints (docs/segment.md) merge
@@ -187,4 +191,54 @@ func CountMembers(obj []byte) int {
 		return true
 	})
 	return n
+}
+
+// Member is one top-level member of an object: its name as sent (between
+// the quotes, with escapes when Esc) and its raw value.
+type Member struct {
+	Name  []byte
+	Esc   bool
+	Value []byte
+}
+
+// Is reports whether the member's name, unescaped, is name.
+func (m Member) Is(name string) bool { return keyEquals(m.Name, m.Esc, name) }
+
+// EachMember calls fn with each top-level member of obj, in order, until
+// fn returns false: one pass, for callers that want several members.
+func EachMember(obj []byte, fn func(m Member) bool) {
+	eachMember(obj, func(key []byte, esc bool, _, start, end int) bool {
+		return fn(Member{Name: key, Esc: esc, Value: obj[start:end:end]})
+	})
+}
+
+// AppendMember appends m as "name":value, its name and value as sent.
+func AppendMember(dst []byte, m Member) []byte {
+	dst = append(dst, '"')
+	dst = append(dst, m.Name...)
+	dst = append(dst, '"', ':')
+	return append(dst, m.Value...)
+}
+
+// Scalar returns a raw value as Field returns a member's: a string
+// unescaped (a sub-slice of v without escapes, else decoded into
+// scratch[len(scratch):]), a number as its literal text; ok is false for
+// anything else.
+func Scalar(v, scratch []byte) (val []byte, newScratch []byte, ok bool) {
+	if len(v) == 0 {
+		return nil, scratch, false
+	}
+	switch c := v[0]; {
+	case c == '"' && len(v) >= 2:
+		raw := v[1 : len(v)-1 : len(v)-1]
+		if bytes.IndexByte(raw, '\\') < 0 {
+			return raw, scratch, true
+		}
+		n := len(scratch)
+		scratch = unescape(slices.Grow(scratch, len(raw)), raw)
+		return scratch[n:len(scratch):len(scratch)], scratch, true
+	case c == '-' || c >= '0' && c <= '9':
+		return v, scratch, true
+	}
+	return nil, scratch, false
 }
