@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	beaconv1 "github.com/beacongate/beacongate/proto/beacongate/v1"
+	"github.com/beacongate/beacongate/shard"
 )
 
 func basicAuth(key string) string {
@@ -306,5 +307,18 @@ func TestSegmentOptOut(t *testing.T) {
 	got := payloadOf(t, recs[0])
 	if _, ok := got["userId"]; ok || got["anonymousId"] != nil || got["event"] != "E" || recs[0].ShardKey != "" || len(recs[0].ClientIp) != 0 {
 		t.Fatalf("opted-out record %v", recs[0])
+	}
+}
+
+// TestSegmentShardPrefix: with -shard.prefix query:sid, a Segment record's
+// key is prefixed with the site its write key mapped to, as the snippet's
+// are with their sid.
+func TestSegmentShardPrefix(t *testing.T) {
+	ts := newTestServer(t, Config{Sites: map[string]string{"shop": "k1"}, Shard: shard.Config{Prefix: "query:sid"}})
+	wantSuccess(t, ts.do(t, "POST", "/v1/track", "application/json", `{"userId":"u1","event":"E"}`, "Authorization", basicAuth("k1")))
+	wantSuccess(t, ts.do(t, "POST", "/v1/page", "application/json", `{"anonymousId":"a1"}`, "Authorization", basicAuth("k1")))
+	keys, recs := ts.sink.take()
+	if len(recs) != 2 || keys[0] != "shop:u1" || keys[1] != "shop:a1" || recs[0].ShardKey != "shop:u1" {
+		t.Fatalf("keys %q, want shop:u1 and shop:a1", keys)
 	}
 }
