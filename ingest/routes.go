@@ -30,10 +30,11 @@ const (
 	routeClick
 	routeAsset
 	routeOther
+	routeSegment // the Segment tracking API, /v1/... (segment.go)
 	numRoutes
 )
 
-var routeNames = [numRoutes]string{"pixel", "beacon", "batch", "preflight", "healthz", "readyz", "click", "asset", "other"}
+var routeNames = [numRoutes]string{"pixel", "beacon", "batch", "preflight", "healthz", "readyz", "click", "asset", "other", "segment"}
 
 // splitTarget splits the request target into path and query. Browsers
 // and SDKs send the origin form ("/i?uid=1"), which is routed as it is:
@@ -91,6 +92,9 @@ func (s *Server) route(ctx *fasthttp.RequestCtx) (route, int) {
 		return routeHealth, fasthttp.StatusOK
 	case pathReadyz:
 		return routeReady, s.serveReady(ctx)
+	}
+	if bytes.HasPrefix(path, segmentPrefix) {
+		return routeSegment, s.routeSegment(ctx, path, query)
 	}
 	return routeOther, s.fail(ctx, errNotFound, "")
 }

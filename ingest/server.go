@@ -45,6 +45,7 @@ type Server struct {
 	siteLimit *limiter          // nil: no per-site limit
 	sites     map[string][]byte // nil: no allow-list
 	clock     func() time.Time  // the limiters' clock; nil = time.Now (tests)
+	segment   segment           // the Segment tracking API (segment.go)
 }
 
 // New builds a server that produces into sink. ready reports whether the
@@ -91,6 +92,9 @@ func New(cfg Config, sink Sink, ready func() (bool, string), log *zap.Logger) (*
 				s.ackRoutes[r] = true
 			}
 		}
+	}
+	if s.segment, err = newSegment(cfg); err != nil {
+		return nil, err
 	}
 	s.pool.New = func() any { return new(scratch) }
 	s.srv = &fasthttp.Server{
