@@ -43,6 +43,7 @@ type scratch struct {
 	body           []byte            // the POST body as read (inflated when compressed), for dead letters
 	dec            decoders          // Content-Encoding decoders and the inflated body
 	target         string            // the click's redirect target, checked
+	keyer          *shard.Keyer      // a protocol's own shard key (snowplow.go); nil: the server's
 }
 
 type batchItem struct {
@@ -61,6 +62,7 @@ func (sc *scratch) reset() {
 	sc.addr = netip.Addr{}
 	sc.body = nil
 	sc.target = ""
+	sc.keyer = nil
 	sc.dec.src.Reset(nil)
 	sc.b = record.Beacon{}
 	// Drop references into request memory; keep capacity.

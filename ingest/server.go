@@ -45,6 +45,7 @@ type Server struct {
 	siteLimit *limiter          // nil: no per-site limit
 	sites     map[string][]byte // nil: no allow-list
 	clock     func() time.Time  // the limiters' clock; nil = time.Now (tests)
+	snowplow  *snowplowState    // the Snowplow endpoints (snowplow.go)
 }
 
 // New builds a server that produces into sink. ready reports whether the
@@ -73,6 +74,9 @@ func New(cfg Config, sink Sink, ready func() (bool, string), log *zap.Logger) (*
 		throttle:  throttle.New(log, 10*time.Second),
 	}
 	if s.proxies, err = parseProxies(cfg.TrustedProxies, cfg.ClientIPHeader); err != nil {
+		return nil, err
+	}
+	if s.snowplow, err = newSnowplow(cfg); err != nil {
 		return nil, err
 	}
 	s.ipLimit = newLimiter(cfg.RateLimitPerIP, cfg.RateBurstPerIP, cfg.RateLimitMaxKeys)

@@ -1,0 +1,39 @@
+package event
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestRawField(t *testing.T) {
+	obj := []byte(`{"a":1,"d\u0061ta":[{"x":"]"}],"s":"q\"","o":{"data":2},"a":"last"}`)
+	for name, want := range map[string]string{"a": `"last"`, "data": `[{"x":"]"}]`, "s": `"q\""`, "o": `{"data":2}`} {
+		if got, ok := RawField(obj, name); !ok || string(got) != want {
+			t.Errorf("%s: %q %v, want %q", name, got, ok, want)
+		}
+	}
+	for _, bad := range []string{`{"a":1}`, `[1]`, `{"a":`, ``, `{"data"}`} {
+		if _, ok := RawField([]byte(bad), "data"); ok {
+			t.Errorf("%q: found data", bad)
+		}
+	}
+}
+
+func TestAppendMembers(t *testing.T) {
+	ps, _, bad := AppendMembers(nil, nil, []byte(` { "a" : "x\ty" , "n":-1.5e3,"t":true,"f":false,"z":null,"\u00e9":"\ud83d\ude00" } `))
+	var got []string
+	for _, p := range ps {
+		got = append(got, string(p.Name)+"="+string(p.Value))
+	}
+	if bad != -1 || strings.Join(got, "&") != "a=x\ty&n=-1.5e3&t=true&f=false&é=😀" {
+		t.Errorf("%q bad %d", got, bad)
+	}
+	obj := `{"a":"1","b":{"c":2},"d":"3"}`
+	ps, _, bad = AppendMembers(nil, nil, []byte(obj))
+	if bad != strings.Index(obj, "{\"c") || len(ps) != 1 {
+		t.Errorf("object value: bad %d, %d params", bad, len(ps))
+	}
+	if _, _, bad := AppendMembers(nil, nil, []byte(`{"a":[]}`)); bad != 5 {
+		t.Errorf("array value: bad %d", bad)
+	}
+}
