@@ -101,8 +101,13 @@ func (s *Server) routeSnowplow(ctx *fasthttp.RequestCtx, path, query []byte) (r 
 	m := &ctx.Request.Header
 	switch string(path) {
 	case pathPixel:
-		if m.IsGet() || m.IsHead() {
-			return routePixel, s.serveEvent(ctx, &endpointSnowplowPixel, path, query), true
+		switch {
+		case m.IsGet() || m.IsHead():
+			return routePixel, s.serveEvent(ctx, &endpointPixelOrSnowplow, path, query), true
+		case m.IsOptions() && asksSPAnonymous(ctx):
+			// A tracker's credentialed GET with SP-Anonymous: the
+			// collector's preflight, not beacongate's "*".
+			return routePreflight, s.snowplowPreflight(ctx), true
 		}
 		return 0, 0, false
 	case pathSnowplowPixel:
@@ -134,14 +139,23 @@ func (s *Server) routeSnowplow(ctx *fasthttp.RequestCtx, path, query []byte) (r 
 	return routeOther, s.fail(ctx, errMethod, "POST, OPTIONS"), true
 }
 
-// endpointSnowplowPixel is GET /i and /ice.png: a plain pixel, or a
-// Snowplow event when the query has e, p and tv.
-var endpointSnowplowPixel = endpoint{route: routePixel, kind: record.KindPixel, read: (*Server).readSnowplowGET, answer: answerSnowplowPixel}
+// endpointSnowplowPixel is GET /ice.png and endpointPixelOrSnowplow GET
+// /i: a plain pixel, or a Snowplow event when the query has e, p and tv.
+// /ice.png answers the collector's CORS (routeSnowplow) whatever the
+// query; /i answers beacongate's own unless it is a Snowplow event.
+var (
+	endpointSnowplowPixel   = endpoint{route: routePixel, kind: record.KindPixel, read: (*Server).readSnowplowGET, answer: answerSnowplowPixel}
+	endpointPixelOrSnowplow = endpoint{route: routePixel, kind: record.KindPixel, cors: true, read: (*Server).readSnowplowGET, answer: answerSnowplowPixel}
+)
 
 func (s *Server) readSnowplowGET(sc *scratch) error {
 	if !snowplow.Tracked(sc.params) {
 		return nil // beacongate's own pixel
 	}
+	// Trackers send GETs with fetch and credentials "include": the
+	// answer must name the origin and allow credentials, or the browser
+	// reports a network error and the tracker sends the event again.
+	s.snowplowCORS(sc.ctx)
 	var err error
 	if sc.params, sc.buf, err = snowplow.Normalize(sc.params, 0, sc.buf); err != nil {
 		return badRequest(err)
@@ -248,6 +262,19 @@ func (s *Server) snowplowPreflight(ctx *fasthttp.RequestCtx) int {
 	h.SetCanonical(hdrACMA, valMaxAge)
 	ctx.SetStatusCode(fasthttp.StatusNoContent)
 	return fasthttp.StatusNoContent
+}
+
+// asksSPAnonymous reports whether a preflight asks for the SP-Anonymous
+// header.
+func asksSPAnonymous(ctx *fasthttp.RequestCtx) bool {
+	req := ctx.Request.Header.Peek("Access-Control-Request-Headers")
+	const name = "sp-anonymous"
+	for i := 0; i+len(name) <= len(req); i++ {
+		if bytes.EqualFold(req[i:i+len(name)], []byte(name)) {
+			return true
+		}
+	}
+	return false
 }
 
 // tp2FormatOK accepts what trackers send (application/json;

@@ -44,8 +44,22 @@ func TestSnowplowGET(t *testing.T) {
 			t.Errorf("%s: params\n got %s\nwant %s", path, got, want)
 		}
 	}
-	// Without e, p and tv it stays beacongate's own pixel.
-	r := ts.do(t, "GET", "/ice.png?uid=u1&e=pv", "", "")
+	// Trackers GET with fetch and credentials: the origin, credentials.
+	r := ts.do(t, "GET", "/i?"+q, "", "", "Origin", "https://shop.example")
+	if r.headers["Access-Control-Allow-Origin"] != "https://shop.example" || r.headers["Access-Control-Allow-Credentials"] != "true" {
+		t.Errorf("GET /i CORS: %v", r.headers)
+	}
+	r = ts.do(t, "OPTIONS", "/i", "", "", "Origin", "https://shop.example", "Access-Control-Request-Method", "GET", "Access-Control-Request-Headers", "SP-Anonymous")
+	if r.status != 204 || r.headers["Access-Control-Allow-Origin"] != "https://shop.example" || r.headers["Access-Control-Allow-Credentials"] != "true" || r.headers["Access-Control-Allow-Headers"] != "Content-Type, SP-Anonymous" {
+		t.Errorf("OPTIONS /i with SP-Anonymous: %d %v", r.status, r.headers)
+	}
+	ts.sink.take()
+	// Without e, p and tv it stays beacongate's own pixel, CORS included.
+	if r := ts.do(t, "GET", "/i?uid=u1", "", "", "Origin", "https://shop.example"); r.headers["Access-Control-Allow-Origin"] != "*" || r.headers["Access-Control-Allow-Credentials"] != "" {
+		t.Errorf("plain pixel CORS: %v", r.headers)
+	}
+	ts.sink.take()
+	r = ts.do(t, "GET", "/ice.png?uid=u1&e=pv", "", "")
 	_, recs := ts.sink.take()
 	if r.status != 200 || r.headers["Cache-Control"] != "no-store, max-age=0" || len(recs) != 1 || recs[0].Protocol != 0 || recs[0].EventType != "" {
 		t.Errorf("plain pixel: %d %v %v", r.status, r.headers, recs)

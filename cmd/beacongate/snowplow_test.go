@@ -5,6 +5,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/zap"
 	"google.golang.org/protobuf/proto"
@@ -266,5 +270,125 @@ func TestSnowplowNodeTrackerBadEvent(t *testing.T) {
 	checkSnowplowRecord(t, recs[0], &rec, "post", run.Sent[0].Payload)
 	if rec.EventId != run.Sent[0].Payload["eid"] {
 		t.Errorf("recorded %q, want the good event %v", rec.EventId, run.Sent[0].Payload["eid"])
+	}
+}
+
+// TestSnowplowBrowserTracker: Snowplow's own @snowplow/browser-tracker in
+// headless Chromium, on a page of another origin, sends page views,
+// structured and self-describing events with contexts to the gateway by
+// GET (fetch with credentials) and by POST (CORS preflight); every event
+// is read back from Kafka exactly once, field by field, keyed by its user
+// (uid, else the tracker's domain user id).
+func TestSnowplowBrowserTracker(t *testing.T) {
+	chromium := needTool(t, "chromium")
+	needSnowplowNPM(t)
+	umd, err := os.ReadFile(filepath.Join(snowplowTestdata, "node_modules", "@snowplow", "browser-tracker", "dist", "index.umd.min.js"))
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("@snowplow/browser-tracker not installed: %v", err)
+		}
+		t.Skipf("@snowplow/browser-tracker not installed: %v", err)
+	}
+	page, err := os.ReadFile(filepath.Join(snowplowTestdata, "browser.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const topic = "beacons"
+	b, err := embedded.Start(embedded.Config{Listen: "127.0.0.1:0", Topics: []string{topic}}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	g := startGateway(t, "-kafka.brokers", b.Addr(), "-identity.cookie", "sp")
+
+	// The shop: another origin (another port) than the gateway.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	shop := "http://" + ln.Addr().String()
+	mux := http.NewServeMux()
+	mux.HandleFunc("/sp.js", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/javascript")
+		w.Write(umd)
+	})
+	mux.HandleFunc("/product", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write(page)
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	defer srv.Close()
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-quic", true), chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()))
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelA()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancelT := context.WithTimeout(ctx, 60*time.Second)
+	defer cancelT()
+	if err := chromedp.Do(ctx, chromedp.Navigate(shop+"/product?c="+url.QueryEscape("http://"+g.http))); err != nil {
+		t.Fatalf("chromium: navigate: %v", err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Poll[bool](`window.sent && window.sent.length > 0 && window.ok + window.failed.reduce((n, f) => n + f.events, 0) >= window.sent.length`,
+		chromedp.WithPollingTimeout(30*time.Second))); err != nil {
+		state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify({sent: (window.sent || []).length, ok: window.ok, failed: window.failed})`))
+		t.Fatalf("chromium: the tracker did not get answers for its events: %v (%s)", err, state)
+	}
+	var run trackerRun
+	js, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify({sent: window.sent, failures: window.failed, successes: window.ok})`))
+	if err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	if err := json.Unmarshal([]byte(js), &run); err != nil {
+		t.Fatal(err)
+	}
+	if len(run.Failures) > 0 || run.Successes != len(run.Sent) {
+		t.Fatalf("the tracker saw failures %+v and %d of %d events answered 2xx", run.Failures, run.Successes, len(run.Sent))
+	}
+
+	want := map[string]map[string]any{} // by eid
+	via := map[string]string{}
+	posts, duidOnly := 0, 0
+	for _, s := range run.Sent {
+		eid, _ := s.Payload["eid"].(string)
+		if eid == "" {
+			t.Fatalf("the tracker built an event without eid: %v", s.Payload)
+		}
+		want[eid], via[eid] = s.Payload, s.Via
+		if s.Via == "post" {
+			posts++
+		}
+		if s.Payload["uid"] == nil {
+			duidOnly++
+		}
+	}
+	if len(want) != 36 || posts != 18 || duidOnly != 12 {
+		t.Fatalf("the tracker built %d events, %d by POST, %d without uid; the page tracks 36, 18 by POST, 12 without uid", len(want), posts, duidOnly)
+	}
+	t.Logf("the browser tracker sent %d events, %d of them by POST, all answered 2xx", len(want), posts)
+
+	recs := kafkatest.Consume(t, b.Addr(), topic, len(want), 30*time.Second)
+	if len(recs) != len(want) {
+		t.Fatalf("%d records in Kafka for %d events sent", len(recs), len(want))
+	}
+	for _, r := range recs {
+		var rec beaconv1.Beacon
+		if err := proto.Unmarshal(r.Value, &rec); err != nil {
+			t.Fatal(err)
+		}
+		payload, ok := want[rec.EventId]
+		if !ok {
+			t.Fatalf("record with event_id %q: not sent, or a duplicate", rec.EventId)
+		}
+		delete(want, rec.EventId)
+		checkSnowplowRecord(t, r, &rec, via[rec.EventId], payload)
+		if rec.Origin != shop || !strings.Contains(rec.UserAgent, "Chrome") {
+			t.Errorf("%s: origin %q user agent %q", rec.EventId, rec.Origin, rec.UserAgent)
+		}
 	}
 }
