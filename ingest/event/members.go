@@ -24,6 +24,22 @@ func RawField(obj []byte, name string) ([]byte, bool) {
 	return raw, ok && found
 }
 
+// RawFields is RawField for several names in one pass over obj: vals[i]
+// is set to the raw value of names[i], or left nil when it is absent.
+// vals must be as long as names. It reports false when obj is not a
+// valid object.
+func RawFields(obj []byte, names []string, vals [][]byte) bool {
+	clear(vals)
+	return walk(obj, func(key []byte, esc bool, val []byte) bool {
+		for i, name := range names {
+			if keyEquals(key, esc, name) {
+				vals[i] = val
+			}
+		}
+		return true
+	})
+}
+
 // AppendMembers appends the top-level members of obj, an object that
 // ValidateObject accepted, to dst as name/value parameters, in object
 // order: names and string values unescaped (into scratch, as in Field),

@@ -37,3 +37,17 @@ func TestAppendMembers(t *testing.T) {
 		t.Errorf("array value: bad %d", bad)
 	}
 }
+
+func TestRawFields(t *testing.T) {
+	vals := make([][]byte, 3)
+	vals[2] = []byte("stale")
+	if !RawFields([]byte(`{"schema":"s","x":1,"data":[1,"]"],"schema":"t"}`), []string{"schema", "data", "none"}, vals) {
+		t.Fatal("valid object refused")
+	}
+	if string(vals[0]) != `"t"` || string(vals[1]) != `[1,"]"]` || vals[2] != nil {
+		t.Errorf("%q", vals)
+	}
+	if RawFields([]byte(`{"schema":`), []string{"schema"}, vals[:1]) {
+		t.Error("truncated object accepted")
+	}
+}

@@ -10,6 +10,9 @@ import (
 // payload_data object and its data array.
 const envelopeDepth = 2
 
+// envelopeMembers are the members of payload_data the gateway reads.
+var envelopeMembers = [2]string{"schema", "data"}
+
 // Events splits a tp2 body, a payload_data envelope, into its events and
 // calls fn with each element of data, in order, as event.Split does: ev is
 // the element (a JSON object) or err says why that element was refused
@@ -30,14 +33,25 @@ func Events(body []byte, lim event.Limits, fn func(i int, ev []byte, err error) 
 		}
 		return err
 	}
-	schema, _, ok := event.Field(env, "schema", nil)
-	if !ok || !bytes.HasPrefix(schema, []byte(PayloadSchemaPrefix)) {
-		// An escaped schema string is unescaped into a new slice here
-		// (scratch nil): no tracker escapes it, so that costs nothing.
+	var vals [2][]byte // one pass over the envelope for both members
+	if !event.RawFields(env, envelopeMembers[:], vals[:]) {
 		return ErrNotPayloadData
 	}
-	data, ok := event.RawField(env, "data")
-	if !ok || data[0] != '[' {
+	schema, data := vals[0], vals[1]
+	if len(schema) < 2 || schema[0] != '"' {
+		return ErrNotPayloadData
+	}
+	if s := schema[1 : len(schema)-1]; bytes.IndexByte(s, '\\') < 0 {
+		if !bytes.HasPrefix(s, []byte(PayloadSchemaPrefix)) {
+			return ErrNotPayloadData
+		}
+	} else if s, _, _ := event.Field([]byte(`{"s":`+string(schema)+`}`), "s", nil); !bytes.HasPrefix(s, []byte(PayloadSchemaPrefix)) {
+		// An escaped schema ("iglu:com.snowplowanalytics.snowplow\/…",
+		// as PHP's json_encode writes it) is unescaped the slow way: it is
+		// rare.
+		return ErrNotPayloadData
+	}
+	if len(data) == 0 || data[0] != '[' {
 		return ErrNotPayloadData
 	}
 	return event.Split(data, lim, fn)

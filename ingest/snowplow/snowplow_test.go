@@ -56,6 +56,11 @@ func TestEvents(t *testing.T) {
 	if err != nil || len(s.evs) != 1 || s.evs[0] != ev1 {
 		t.Fatalf("reordered envelope: %+v %v", s, err)
 	}
+	// An escaped schema, as PHP's json_encode writes slashes.
+	s, err = collect(t, `{"schema":"iglu:com.snowplowanalytics.snowplow\/payload_data\/jsonschema\/1-0-4","data":[`+ev1+`]}`, event.Limits{})
+	if err != nil || len(s.evs) != 1 {
+		t.Fatalf("escaped schema: %+v %v", s, err)
+	}
 	// One bad element does not sink the others.
 	s, err = collect(t, body(ev1, `"x"`, `{"e":"pv","big":"`+strings.Repeat("a", 100)+`"}`, ev2), event.Limits{MaxEventBytes: 64})
 	if err != nil || len(s.evs) != 4 || s.errs[0] != "" || s.errs[1] != "not_object" || s.errs[2] != "event_too_large" || s.errs[3] != "" {
@@ -69,6 +74,8 @@ func TestEvents(t *testing.T) {
 		{"schema 2-0-0", `{"schema":"iglu:com.snowplowanalytics.snowplow/payload_data/jsonschema/2-0-0","data":[]}`, "not_payload_data"},
 		{"schema not string", `{"schema":1,"data":[]}`, "not_payload_data"},
 		{"no data", `{"schema":` + schema + `}`, "not_payload_data"},
+		{"escaped other schema", `{"schema":"iglu:com.acme\/payload_data\/jsonschema\/1-0-4","data":[]}`, "not_payload_data"},
+		{"empty schema", `{"schema":"","data":[]}`, "not_payload_data"},
 		{"data object", `{"schema":` + schema + `,"data":{}}`, "not_payload_data"},
 		{"trailing", body(ev1) + `x`, "invalid_json"},
 		{"invalid utf8", body(`{"e":"` + "\xff" + `"}`), "invalid_utf8"},
