@@ -37,7 +37,7 @@ type scratch struct {
 	ack            *delivery.Ack     // acknowledged mode: the request waits for it
 	optOut         bool              // the client opted out: no identifiers, no IP
 	identityCookie string            // the identity cookie's name, for Lookup
-	nuid           [32]byte          // the gateway-set browser id (identity cookie)
+	nuid           [36]byte          // the gateway-set browser id (identity cookie): 32 hex digits, or a Snowplow collector's UUID
 	stripped       []byte            // a JSON event with identifier members removed (opt-out)
 	addr           netip.Addr        // the client address (socket or trusted proxy's word), before anonymization
 	body           []byte            // the POST body as read (inflated when compressed), for dead letters

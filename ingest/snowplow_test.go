@@ -76,6 +76,20 @@ func TestSnowplowGET(t *testing.T) {
 	if len(keys) != 2 || keys[0] != "u9" || keys[1] != "0123456789abcdef0123456789abcdef" {
 		t.Errorf("keys %q", keys)
 	}
+	// A Snowplow collector's sp cookie (a UUID) is kept: browsers keep
+	// their network user id when a site moves to the gateway.
+	const uuid = "c2d2b6c1-5f2b-4c4e-9f3e-1f2e3d4c5b6a"
+	r = ts.do(t, "GET", "/i?e=pv&p=web&tv=1", "", "", "Cookie", "sp="+uuid)
+	keys, recs = ts.sink.take()
+	if len(recs) != 1 || recs[0].NetworkUserId != uuid || keys[0] != uuid || !strings.HasPrefix(r.headers["Set-Cookie"], "sp="+uuid+";") {
+		t.Errorf("collector cookie: %v key %q set-cookie %q", recs, keys, r.headers["Set-Cookie"])
+	}
+	for _, bad := range []string{"C2D2B6C1-5F2B-4C4E-9F3E-1F2E3D4C5B6A", "c2d2b6c1x5f2b-4c4e-9f3e-1f2e3d4c5b6a", "c2d2b6c1-5f2b-4c4e-9f3e-1f2e3d4c5b6"} {
+		ts.do(t, "GET", "/i?e=pv&p=web&tv=1", "", "", "Cookie", "sp="+bad)
+		if _, recs := ts.sink.take(); len(recs) != 1 || recs[0].NetworkUserId == bad || len(recs[0].NetworkUserId) != 32 {
+			t.Errorf("cookie %q: network_user_id %q, want a new id", bad, recs[0].NetworkUserId)
+		}
+	}
 }
 
 func TestSnowplowAnonymous(t *testing.T) {
