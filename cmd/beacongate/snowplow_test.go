@@ -184,7 +184,8 @@ func checkSnowplowRecord(t *testing.T, r *kgo.Record, rec *beaconv1.Beacon, via 
 	t.Helper()
 	id := rec.EventId
 	wantKind, wantMethod, wantPath := beaconv1.Kind_KIND_BATCH_EVENT, "POST", "/com.snowplowanalytics.snowplow/tp2"
-	if via == "get" {
+	anonymous := via == "get-anon" // SP-Anonymous: no IP, no network user id
+	if via == "get" || anonymous {
 		wantKind, wantMethod, wantPath = beaconv1.Kind_KIND_PIXEL, "GET", "/i"
 	}
 	if rec.Protocol != beaconv1.Protocol_PROTOCOL_SNOWPLOW || rec.Kind != wantKind || rec.Method != wantMethod || rec.Path != wantPath {
@@ -197,11 +198,17 @@ func checkSnowplowRecord(t *testing.T, r *kgo.Record, rec *beaconv1.Beacon, via 
 	if user == "" {
 		user, _ = payload["duid"].(string)
 	}
-	if user == "" || string(r.Key) != user || rec.ShardKey != user {
+	if (user == "" && !anonymous) || string(r.Key) != user || rec.ShardKey != user {
 		t.Errorf("%s: key %q shard_key %q, want the user %q", id, r.Key, rec.ShardKey, user)
 	}
-	if len(rec.ClientIp) != 4 || len(rec.NetworkUserId) != 32 || rec.ReceivedAtUs == 0 || rec.RequestId == "" {
-		t.Errorf("%s: client_ip %v network_user_id %q received_at %d request_id %q", id, rec.ClientIp, rec.NetworkUserId, rec.ReceivedAtUs, rec.RequestId)
+	if rec.ReceivedAtUs == 0 || rec.RequestId == "" {
+		t.Errorf("%s: received_at %d request_id %q", id, rec.ReceivedAtUs, rec.RequestId)
+	}
+	if anonymous && (len(rec.ClientIp) != 0 || rec.NetworkUserId != "") {
+		t.Errorf("%s: SP-Anonymous, yet client_ip %v network_user_id %q", id, rec.ClientIp, rec.NetworkUserId)
+	}
+	if !anonymous && (len(rec.ClientIp) != 4 || len(rec.NetworkUserId) != 32) {
+		t.Errorf("%s: client_ip %v network_user_id %q", id, rec.ClientIp, rec.NetworkUserId)
 	}
 	got := map[string]string{}
 	for _, p := range rec.Params {
@@ -353,7 +360,7 @@ func TestSnowplowBrowserTracker(t *testing.T) {
 
 	want := map[string]map[string]any{} // by eid
 	via := map[string]string{}
-	posts, duidOnly := 0, 0
+	posts, duidOnly, anonymous := 0, 0, 0
 	for _, s := range run.Sent {
 		eid, _ := s.Payload["eid"].(string)
 		if eid == "" {
@@ -363,12 +370,16 @@ func TestSnowplowBrowserTracker(t *testing.T) {
 		if s.Via == "post" {
 			posts++
 		}
-		if s.Payload["uid"] == nil {
+		switch {
+		case s.Via == "get-anon":
+			anonymous++
+		case s.Payload["uid"] == nil:
 			duidOnly++
 		}
 	}
-	if len(want) != 36 || posts != 18 || duidOnly != 12 {
-		t.Fatalf("the tracker built %d events, %d by POST, %d without uid; the page tracks 36, 18 by POST, 12 without uid", len(want), posts, duidOnly)
+	if len(want) != 38 || posts != 18 || duidOnly != 12 || anonymous != 2 {
+		t.Fatalf("the tracker built %d events, %d by POST, %d without uid, %d anonymous; the page tracks 38, 18 by POST, 12 without uid, 2 anonymous",
+			len(want), posts, duidOnly, anonymous)
 	}
 	t.Logf("the browser tracker sent %d events, %d of them by POST, all answered 2xx", len(want), posts)
 
@@ -390,5 +401,8 @@ func TestSnowplowBrowserTracker(t *testing.T) {
 		if rec.Origin != shop || !strings.Contains(rec.UserAgent, "Chrome") {
 			t.Errorf("%s: origin %q user agent %q", rec.EventId, rec.Origin, rec.UserAgent)
 		}
+	}
+	if n := metric(t, g, "beacongate_snowplow_anonymous_requests_total"); n != 2 {
+		t.Errorf("beacongate_snowplow_anonymous_requests_total = %v, want 2 (the anonymous tracker's GETs)", n)
 	}
 }
