@@ -35,18 +35,35 @@ const (
 	pathSnowplowHealth = "/health"
 )
 
+// Header names and values of the Snowplow answers.
 var (
-	hdrSPAnonymous          = []byte("SP-Anonymous")
-	valSPCache              = []byte("no-cache, no-store, must-revalidate")
-	valSPMethods            = []byte("POST, GET, OPTIONS")
-	valSPAllowHeaders       = []byte("Content-Type, SP-Anonymous")
-	valOK                   = []byte("ok")
-	snowplowEventsTotal     = promauto.NewCounter(prometheus.CounterOpts{Name: "beacongate_snowplow_events_total", Help: "Snowplow tracker events accepted (GET and tp2 POST)."})
-	snowplowAnonymousTotal  = promauto.NewCounter(prometheus.CounterOpts{Name: "beacongate_snowplow_anonymous_requests_total", Help: "Snowplow requests with SP-Anonymous: recorded without client IP and network user id."})
-	errSnowplowContentType  = status.New(http.StatusUnsupportedMediaType, "unsupported_content_type", "unsupported Content-Type for tp2 (want application/json or text/plain)")
-	errSnowplowNoEvents     = status.New(http.StatusBadRequest, "empty", "payload_data has no events")
-	snowplowIDParamsDefault = []string{"uid", "duid", "nuid", "tnuid", "ip", "sid", "fp", "mac"}
+	hdrSPAnonymous    = []byte("SP-Anonymous")
+	valSPCache        = []byte("no-cache, no-store, must-revalidate")
+	valSPMethods      = []byte("POST, GET, OPTIONS")
+	valSPAllowHeaders = []byte("Content-Type, SP-Anonymous")
+	valOK             = []byte("ok")
 )
+
+var (
+	snowplowEventsTotal = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "beacongate_snowplow_events_total",
+		Help: "Snowplow tracker events accepted (GET and tp2 POST).",
+	})
+	snowplowAnonymousTotal = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "beacongate_snowplow_anonymous_requests_total",
+		Help: "Snowplow requests with SP-Anonymous: recorded without client IP and network user id.",
+	})
+)
+
+var (
+	errSnowplowContentType = status.New(http.StatusUnsupportedMediaType, "unsupported_content_type", "unsupported Content-Type for tp2 (want application/json or text/plain)")
+	errSnowplowNoEvents    = status.New(http.StatusBadRequest, "empty", "payload_data has no events")
+)
+
+// snowplowIDParams are Snowplow's identifiers, removed on opt-out besides
+// -privacy.id-params: user, domain user, network user and session ids, an
+// IP and a fingerprint the tracker may send.
+var snowplowIDParams = []string{"uid", "duid", "nuid", "tnuid", "ip", "sid", "fp", "mac"}
 
 // snowplowState is what New prepares for the Snowplow endpoints.
 type snowplowState struct {
@@ -162,16 +179,17 @@ func (s *Server) readSnowplowGET(sc *scratch) error {
 	}
 	s.snowplowRequest(sc)
 	s.snowplowEvent(sc)
-	snowplowEventsTotal.Inc()
 	return nil
 }
 
 // answerSnowplowPixel is the pixel's GIF, with the Snowplow collector's
-// Cache-Control for a Snowplow event.
+// Cache-Control for a Snowplow event; it runs only once the event was
+// taken, so it counts it.
 func answerSnowplowPixel(sc *scratch) int {
 	st := answerPixel(sc)
 	if sc.b.Protocol == record.ProtocolSnowplow {
 		sc.ctx.Response.Header.SetCanonical(hdrCacheCtl, valSPCache)
+		snowplowEventsTotal.Inc()
 	}
 	return st
 }
@@ -199,7 +217,7 @@ func (s *Server) snowplowRequest(sc *scratch) {
 func (s *Server) snowplowEvent(sc *scratch) {
 	if sc.optOut {
 		sc.params = s.dropIDParams(sc.params)
-		sc.params = dropNamed(sc.params, snowplowIDParamsDefault)
+		sc.params = dropNamed(sc.params, snowplowIDParams)
 	}
 	sc.b.Params = sc.params
 	sc.b.ParamsValidUTF8 = true // form.Parse and the JSON validator accept valid UTF-8 only
@@ -228,8 +246,8 @@ func dropNamed(params []record.Param, names []string) []record.Param {
 }
 
 // snowplowCORS answers CORS as the Snowplow collector does: the request's
-// origin echoed with credentials (trackers send the network user id
-// cookie with XHR withCredentials), restricted to -http.cors-origins when
+// origin echoed with credentials (trackers send with fetch and
+// credentials "include", for the network user id cookie), restricted to -http.cors-origins when
 // that is a list. The answers carry nothing but "ok" or a GIF.
 func (s *Server) snowplowCORS(ctx *fasthttp.RequestCtx) bool {
 	origin := ctx.Request.Header.PeekBytes(hdrOrigin)

@@ -119,6 +119,27 @@ func TestSnowplowAnonymous(t *testing.T) {
 	}
 }
 
+// TestSnowplowOptOut: an opted-out request keeps none of Snowplow's
+// identifiers, GET or POST, and no IP.
+func TestSnowplowOptOut(t *testing.T) {
+	ts := newTestServer(t, Config{IdentityCookie: "sp", IDParams: []string{"uid"}})
+	ev := "e=pv&p=web&tv=1&eid=e1&aid=shop&uid=u1&duid=d1&sid=s1&nuid=n1&tnuid=t1&ip=1.2.3.4&fp=123&url=x"
+	ts.do(t, "GET", "/i?"+ev, "", "", "X-Beacon-Opt-Out", "1")
+	ts.do(t, "POST", "/com.snowplowanalytics.snowplow/tp2", "application/json",
+		spBody(`{"e":"pv","p":"web","tv":"1","eid":"e1","aid":"shop","uid":"u1","duid":"d1","sid":"s1","nuid":"n1","tnuid":"t1","ip":"1.2.3.4","fp":"123","url":"x"}`),
+		"X-Beacon-Opt-Out", "1")
+	keys, recs := ts.sink.take()
+	if len(recs) != 2 {
+		t.Fatalf("%d records", len(recs))
+	}
+	for i, b := range recs {
+		if got := paramsOf(b); got != "e=pv&p=web&tv=1&eid=e1&aid=shop&url=x" || len(b.ClientIp) != 0 || b.NetworkUserId != "" || keys[i] != "" ||
+			b.Site != "shop" || b.EventId != "e1" {
+			t.Errorf("record %d: params %s ip %v nuid %q key %q site %q", i, got, b.ClientIp, b.NetworkUserId, keys[i], b.Site)
+		}
+	}
+}
+
 func TestSnowplowTP2(t *testing.T) {
 	ts := newTestServer(t, Config{GatewayID: "gw-1", SnowplowPaths: []string{"/com.acme/track"}})
 	co := `{"schema":"iglu:com.snowplowanalytics.snowplow/contexts/jsonschema/1-0-1","data":[{"schema":"iglu:com.acme/c/jsonschema/1-0-0","data":{"a":1}}]}`
