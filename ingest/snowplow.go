@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net/http"
@@ -194,6 +195,41 @@ func answerSnowplowPixel(sc *scratch) int {
 	return st
 }
 
+// Site allow-list (-http.sites) for Snowplow: Snowplow's sid is its
+// session id, so a Snowplow event names its site in aid, the tracker's
+// application id; a site's write key can only come in the X-Beacon-Key
+// header (the node tracker's customHeaders), browsers list their sites
+// without a key.
+var (
+	errUnknownApp = status.New(http.StatusForbidden, "unknown_site", "the aid (Snowplow application id) names no site this gateway accepts")
+	errBadAppKey  = status.New(http.StatusForbidden, "bad_write_key", "missing or wrong write key for this Snowplow application id (X-Beacon-Key header)")
+)
+
+// snowplowSite is the site checkSite must check: aid for a Snowplow GET,
+// sid otherwise; later is true for a tp2 POST, whose events are checked
+// one by one (checkSnowplowSite).
+func (s *Server) snowplowSite(sc *scratch, sid []byte) (site []byte, later bool) {
+	if _, tp2 := s.snowplow.paths[string(sc.b.Path)]; tp2 {
+		return nil, true
+	}
+	if snowplow.Tracked(sc.params) {
+		return form.Get(sc.params, snowplow.ParamAppID), false
+	}
+	return sid, false
+}
+
+// checkSnowplowSite applies the allow-list to a tp2 event's aid.
+func (s *Server) checkSnowplowSite(sc *scratch, aid []byte) error {
+	want, ok := s.sites[string(aid)]
+	if !ok || len(aid) == 0 {
+		return errUnknownApp
+	}
+	if len(want) > 0 && subtle.ConstantTimeCompare(want, sc.ctx.Request.Header.PeekBytes(hdrBeaconKey)) != 1 {
+		return errBadAppKey
+	}
+	return nil
+}
+
 // snowplowRequest applies what is per request: SP-Anonymous (no client
 // IP, no network user id, no cookie set) and the Snowplow shard key.
 func (s *Server) snowplowRequest(sc *scratch) {
@@ -213,8 +249,12 @@ func (s *Server) snowplowRequest(sc *scratch) {
 }
 
 // snowplowEvent fills the record's Snowplow fields from sc.params, the
-// event's parameters, and applies opt-out to them.
-func (s *Server) snowplowEvent(sc *scratch) {
+// event's parameters, and applies opt-out to them. It returns aid as the
+// tracker sent it, for the allow-list: opt-out may remove it from the
+// record (aid is in the default -privacy.id-params), as begin does for a
+// GET, after its allow-list check.
+func (s *Server) snowplowEvent(sc *scratch) (aid []byte) {
+	aid = form.Get(sc.params, snowplow.ParamAppID)
 	if sc.optOut {
 		sc.params = s.dropIDParams(sc.params)
 		sc.params = dropNamed(sc.params, snowplowIDParams)
@@ -224,6 +264,7 @@ func (s *Server) snowplowEvent(sc *scratch) {
 	sc.b.EventType = form.Get(sc.params, snowplow.ParamEvent)
 	sc.b.EventID = form.Get(sc.params, snowplow.ParamEventID)
 	sc.b.Site = form.Get(sc.params, snowplow.ParamAppID)
+	return aid
 }
 
 // dropNamed removes the parameters named in names, in place.
@@ -415,7 +456,12 @@ func (s *Server) produceTP2(sc *scratch) {
 			it.err = badRequest(err)
 			continue
 		}
-		s.snowplowEvent(sc)
+		aid := s.snowplowEvent(sc)
+		if s.sites != nil {
+			if it.err = s.checkSnowplowSite(sc, aid); it.err != nil {
+				continue
+			}
+		}
 		sc.b.BatchIndex = uint32(i)
 		if !batch {
 			if it.err = s.emit(sc); it.err == nil {

@@ -270,3 +270,52 @@ func BenchmarkSnowplow(b *testing.B) {
 		})
 	}
 }
+
+// TestSnowplowSites: with an allow-list, a Snowplow event names its site
+// in aid (its sid is a session id), GET or POST, with the write key in
+// X-Beacon-Key for a site that has one; beacongate's own pixel still
+// names it in sid.
+func TestSnowplowSites(t *testing.T) {
+	ts := newTestServer(t, Config{Sites: map[string]string{"shop": "", "srv": "k1"}})
+	for _, tc := range []struct {
+		name, query string
+		hdr         []string
+		status      int
+		body        string
+	}{
+		{"listed aid", "e=pv&p=web&tv=1&aid=shop&sid=9c1f-session", nil, 200, ""},
+		{"unlisted aid", "e=pv&p=web&tv=1&aid=other&sid=shop", nil, 403, "unknown_site: "},
+		{"no aid", "e=pv&p=web&tv=1", nil, 403, "unknown_site: "},
+		{"keyed aid without key", "e=pv&p=srv&tv=1&aid=srv", nil, 403, "bad_write_key: "},
+		{"keyed aid with key", "e=pv&p=srv&tv=1&aid=srv", []string{"X-Beacon-Key", "k1"}, 200, ""},
+		{"own pixel by sid", "sid=shop&uid=u1", nil, 200, ""},
+	} {
+		r := ts.do(t, "GET", "/i?"+tc.query, "", "", tc.hdr...)
+		_, recs := ts.sink.take()
+		if r.status != tc.status || !strings.HasPrefix(r.body, tc.body) || (tc.status == 200) != (len(recs) == 1) {
+			t.Errorf("GET %s: %d %q, %d records", tc.name, r.status, r.body, len(recs))
+		}
+	}
+	body := spBody(`{"e":"pv","p":"web","tv":"1","aid":"shop","sid":"s"}`, `{"e":"pv","p":"web","tv":"1","aid":"other"}`, `{"e":"pv","p":"srv","tv":"1","aid":"srv"}`)
+	r := ts.do(t, "POST", "/com.snowplowanalytics.snowplow/tp2", "application/json", body)
+	_, recs := ts.sink.take()
+	if r.status != 403 || !strings.HasPrefix(r.body, "unknown_site: 2 of 3 events rejected") || len(recs) != 1 || recs[0].Site != "shop" {
+		t.Errorf("tp2 without key: %d %q, %d records", r.status, r.body, len(recs))
+	}
+	r = ts.do(t, "POST", "/com.snowplowanalytics.snowplow/tp2", "application/json", body, "X-Beacon-Key", "k1")
+	_, recs = ts.sink.take()
+	if r.status != 403 || !strings.HasPrefix(r.body, "unknown_site: 1 of 3 events rejected") || len(recs) != 2 || recs[1].Site != "srv" {
+		t.Errorf("tp2 with key: %d %q, %d records", r.status, r.body, len(recs))
+	}
+	// Opt-out removes aid (a default -privacy.id-params) from the record,
+	// after the allow-list read it.
+	r = ts.do(t, "POST", "/com.snowplowanalytics.snowplow/tp2", "application/json", spBody(`{"e":"pv","p":"web","tv":"1","aid":"shop"}`), "X-Beacon-Opt-Out", "1")
+	_, recs = ts.sink.take()
+	if r.status != 200 || len(recs) != 1 || recs[0].Site != "" {
+		t.Errorf("opted out: %d %q, %v", r.status, r.body, recs)
+	}
+	r = ts.do(t, "GET", "/i?e=pv&p=web&tv=1&aid=shop", "", "", "X-Beacon-Opt-Out", "1")
+	if _, recs = ts.sink.take(); r.status != 200 || len(recs) != 1 || recs[0].Site != "" {
+		t.Errorf("opted out GET: %d %q, %v", r.status, r.body, recs)
+	}
+}
