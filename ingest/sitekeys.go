@@ -31,11 +31,8 @@ func (s *Server) checkSite(sc *scratch) error {
 		return nil
 	}
 	sid := form.Get(sc.params, paramSite)
-	if s.snowplow != nil {
-		var later bool
-		if sid, later = s.snowplowSite(sc, sid); later {
-			return nil // checked per event (snowplow.go)
-		}
+	if done, err := s.checkSnowplowRequest(sc); done {
+		return err // a Snowplow request names its site in aid (snowplow.go)
 	}
 	if len(sid) == 0 {
 		return errUnknownSite

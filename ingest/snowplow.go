@@ -205,20 +205,20 @@ var (
 	errBadAppKey  = status.New(http.StatusForbidden, "bad_write_key", "missing or wrong write key for this Snowplow application id (X-Beacon-Key header)")
 )
 
-// snowplowSite is the site checkSite must check: aid for a Snowplow GET,
-// sid otherwise; later is true for a tp2 POST, whose events are checked
-// one by one (checkSnowplowSite).
-func (s *Server) snowplowSite(sc *scratch, sid []byte) (site []byte, later bool) {
+// checkSnowplowRequest is checkSite for Snowplow requests (done): a GET
+// is checked on its aid, a tp2 POST passes, its events are checked one
+// by one in produceTP2. done is false for every other request.
+func (s *Server) checkSnowplowRequest(sc *scratch) (done bool, err error) {
 	if _, tp2 := s.snowplow.paths[string(sc.b.Path)]; tp2 {
-		return nil, true
+		return true, nil
 	}
 	if snowplow.Tracked(sc.params) {
-		return form.Get(sc.params, snowplow.ParamAppID), false
+		return true, s.checkSnowplowSite(sc, form.Get(sc.params, snowplow.ParamAppID))
 	}
-	return sid, false
+	return false, nil
 }
 
-// checkSnowplowSite applies the allow-list to a tp2 event's aid.
+// checkSnowplowSite applies the allow-list to a Snowplow event's aid.
 func (s *Server) checkSnowplowSite(sc *scratch, aid []byte) error {
 	want, ok := s.sites[string(aid)]
 	if !ok || len(aid) == 0 {

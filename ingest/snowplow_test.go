@@ -284,7 +284,7 @@ func TestSnowplowSites(t *testing.T) {
 		body        string
 	}{
 		{"listed aid", "e=pv&p=web&tv=1&aid=shop&sid=9c1f-session", nil, 200, ""},
-		{"unlisted aid", "e=pv&p=web&tv=1&aid=other&sid=shop", nil, 403, "unknown_site: "},
+		{"unlisted aid", "e=pv&p=web&tv=1&aid=other&sid=shop", nil, 403, "unknown_site: the aid (Snowplow application id) names no site"},
 		{"no aid", "e=pv&p=web&tv=1", nil, 403, "unknown_site: "},
 		{"keyed aid without key", "e=pv&p=srv&tv=1&aid=srv", nil, 403, "bad_write_key: "},
 		{"keyed aid with key", "e=pv&p=srv&tv=1&aid=srv", []string{"X-Beacon-Key", "k1"}, 200, ""},
