@@ -134,6 +134,11 @@ type Config struct {
 	// counts IPv4 peers only (fasthttp does not count IPv6) and sees the
 	// proxy, not the client, behind a load balancer. 0 (default): no cap.
 	MaxConnsPerIP int
+	// SnowplowPaths are more paths answered as the Snowplow tracker
+	// protocol's POST endpoint /com.snowplowanalytics.snowplow/tp2, as the
+	// Snowplow collector's paths setting maps a tracker's custom postPath
+	// (docs/snowplow.md). Empty (default): only that path.
+	SnowplowPaths []string
 }
 
 func (c Config) withDefaults() Config {
@@ -263,6 +268,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxInflatedBytes > 1<<30 {
 		return fmt.Errorf("ingest: max inflated bytes %d exceeds 1 GiB", c.MaxInflatedBytes)
+	}
+	if err := validSnowplowPaths(c.SnowplowPaths); err != nil {
+		return err
 	}
 	if c.MaxConnsPerIP < 0 {
 		return fmt.Errorf("ingest: negative max connections per IP %d", c.MaxConnsPerIP)

@@ -144,7 +144,11 @@ func (s *Server) encode(sc *scratch) {
 	}
 	sc.jbuf = sc.jbuf[:0]
 	sc.b.ShardKey = nil
-	sc.key = s.keyer.AppendKey(sc.key[:0], sc)
+	keyer := s.keyer
+	if sc.keyer != nil {
+		keyer = sc.keyer
+	}
+	sc.key = keyer.AppendKey(sc.key[:0], sc)
 	sc.b.ShardKey = sc.key
 	sc.out = record.Append(sc.out[:0], &sc.b)
 }

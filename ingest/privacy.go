@@ -52,18 +52,20 @@ func (s *Server) optedOut(ctx *fasthttp.RequestCtx) bool {
 // keeps coming back. SameSite=None; Secure lets a site on another domain
 // send credentialed requests (with -http.cors-credentials).
 func (s *Server) identity(sc *scratch) {
-	if v := sc.ctx.Request.Header.Cookie(s.cfg.IdentityCookie); validNUID(v) {
-		copy(sc.nuid[:], v)
+	var nuid []byte
+	if v := sc.ctx.Request.Header.Cookie(s.cfg.IdentityCookie); validNUID(v) || validUUID(v) {
+		nuid = sc.nuid[:copy(sc.nuid[:], v)]
 	} else {
 		var b [16]byte
 		_, _ = rand.Read(b[:]) // never fails on Linux
-		hex.Encode(sc.nuid[:], b[:])
+		nuid = sc.nuid[:32]
+		hex.Encode(nuid, b[:])
 		identitiesSet.Inc()
 	}
-	sc.b.NetworkUserID = sc.nuid[:]
+	sc.b.NetworkUserID = nuid
 	c := fasthttp.AcquireCookie()
 	c.SetKey(s.cfg.IdentityCookie)
-	c.SetValueBytes(sc.nuid[:])
+	c.SetValueBytes(nuid)
 	c.SetPath("/")
 	if s.cfg.IdentityDomain != "" {
 		c.SetDomain(s.cfg.IdentityDomain)
@@ -84,6 +86,29 @@ func validNUID(v []byte) bool {
 	for _, c := range v {
 		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
 			return false
+		}
+	}
+	return true
+}
+
+// validUUID accepts a lower-case UUID (8-4-4-4-12 hex digits), the
+// network user id a Snowplow collector keeps in its sp cookie: a site
+// that moves from the collector to the gateway (-identity.cookie sp,
+// docs/snowplow.md) keeps its browsers' ids.
+func validUUID(v []byte) bool {
+	if len(v) != 36 {
+		return false
+	}
+	for i, c := range v {
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+				return false
+			}
 		}
 	}
 	return true

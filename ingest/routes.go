@@ -58,6 +58,9 @@ func splitTarget(ctx *fasthttp.RequestCtx) (path, query []byte) {
 func (s *Server) route(ctx *fasthttp.RequestCtx) (route, int) {
 	m := &ctx.Request.Header
 	path, query := splitTarget(ctx)
+	if r, st, ok := s.routeSnowplow(ctx, path, query); ok { // snowplow.go
+		return r, st
+	}
 	switch string(path) {
 	case pathPixel:
 		switch {

@@ -37,12 +37,13 @@ type scratch struct {
 	ack            *delivery.Ack     // acknowledged mode: the request waits for it
 	optOut         bool              // the client opted out: no identifiers, no IP
 	identityCookie string            // the identity cookie's name, for Lookup
-	nuid           [32]byte          // the gateway-set browser id (identity cookie)
+	nuid           [36]byte          // the gateway-set browser id (identity cookie): 32 hex digits, or a Snowplow collector's UUID
 	stripped       []byte            // a JSON event with identifier members removed (opt-out)
 	addr           netip.Addr        // the client address (socket or trusted proxy's word), before anonymization
 	body           []byte            // the POST body as read (inflated when compressed), for dead letters
 	dec            decoders          // Content-Encoding decoders and the inflated body
 	target         string            // the click's redirect target, checked
+	keyer          *shard.Keyer      // a protocol's own shard key (snowplow.go); nil: the server's
 }
 
 type batchItem struct {
@@ -61,6 +62,7 @@ func (sc *scratch) reset() {
 	sc.addr = netip.Addr{}
 	sc.body = nil
 	sc.target = ""
+	sc.keyer = nil
 	sc.dec.src.Reset(nil)
 	sc.b = record.Beacon{}
 	// Drop references into request memory; keep capacity.

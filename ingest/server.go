@@ -46,6 +46,7 @@ type Server struct {
 	sites     map[string][]byte // nil: no allow-list
 	clock     func() time.Time  // the limiters' clock; nil = time.Now (tests)
 	segment   segment           // the Segment tracking API (segment.go)
+	snowplow  *snowplowState    // the Snowplow endpoints (snowplow.go)
 }
 
 // New builds a server that produces into sink. ready reports whether the
@@ -74,6 +75,9 @@ func New(cfg Config, sink Sink, ready func() (bool, string), log *zap.Logger) (*
 		throttle:  throttle.New(log, 10*time.Second),
 	}
 	if s.proxies, err = parseProxies(cfg.TrustedProxies, cfg.ClientIPHeader); err != nil {
+		return nil, err
+	}
+	if s.snowplow, err = newSnowplow(cfg); err != nil {
 		return nil, err
 	}
 	s.ipLimit = newLimiter(cfg.RateLimitPerIP, cfg.RateBurstPerIP, cfg.RateLimitMaxKeys)

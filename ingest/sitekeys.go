@@ -31,6 +31,9 @@ func (s *Server) checkSite(sc *scratch) error {
 		return nil
 	}
 	sid := form.Get(sc.params, paramSite)
+	if done, err := s.checkSnowplowRequest(sc); done {
+		return err // a Snowplow request names its site in aid (snowplow.go)
+	}
 	if len(sid) == 0 {
 		return errUnknownSite
 	}

@@ -198,6 +198,7 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&o.ingest.MaxConnsPerIP, "http.max-conns-per-ip", 0, "most concurrent connections per IPv4 peer (0: off)")
 	fs.BoolVar(&o.ingest.CORSCredentials, "http.cors-credentials", false, "allow credentialed CORS (cookies) from the -http.cors-origins list (which must then be explicit)")
 	fs.Var((*listFlag)(&o.ingest.RedirectHosts), "http.redirect-hosts", "hosts the click redirect /r may send browsers to: example.com, or .example.com with subdomains; empty refuses all")
+	fs.Var((*listFlag)(&o.ingest.SnowplowPaths), "snowplow.paths", "more paths answered as the Snowplow tracker endpoint /com.snowplowanalytics.snowplow/tp2 (a tracker's custom postPath)")
 	fs.BoolVar(&o.ingest.Demo, "demo", false, "serve the browser snippet's demo page at /demo")
 	fs.StringVar(&o.ingest.IdentityCookie, "identity.cookie", "", "name of the gateway's own first-party browser id cookie (network_user_id); empty: off")
 	fs.StringVar(&o.ingest.IdentityDomain, "identity.domain", "", "Domain attribute of the identity cookie (empty: the gateway's host)")

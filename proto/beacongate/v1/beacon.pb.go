@@ -270,7 +270,8 @@ type Beacon struct {
 	// eid. Consumers deduplicate retried sends on it.
 	EventId string `protobuf:"bytes,20,opt,name=event_id,json=eventId,proto3" json:"event_id,omitempty"`
 	// The site the request named or its write key mapped to (flag
-	// -http.sites); the key itself is never recorded.
+	// -http.sites); for Snowplow events the tracker's app id, `aid`. The
+	// key itself is never recorded.
 	Site string `protobuf:"bytes,21,opt,name=site,proto3" json:"site,omitempty"`
 	// Set on a record sent away from its key's partition because the key
 	// was hot (flag -shard.hot-key-rate): order with the key's other records
