@@ -81,22 +81,22 @@ type Config struct {
 
 	// TrustedProxies lists the CIDRs (or single addresses) of the reverse
 	// proxies and load balancers in front of the gateway. Only when the
-	// socket peer is inside one of them are the Forwarded (RFC 7239 for=),
-	// X-Forwarded-For and X-Real-IP headers believed, in that order of
-	// precedence (the first present header is used, see ClientIPHeader);
-	// chains are walked from the right, skipping trusted proxies, and the
+	// socket peer is inside one of them is the ClientIPHeader believed
+	// (default X-Forwarded-For; the others are then ignored); chains are
+	// walked from the right, skipping trusted proxies, and the
 	// first untrusted address is the client (the leftmost if all are
 	// trusted). A malformed header, or none, leaves the socket peer as the
 	// client. It sets the record's client_ip, the "ip" shard source, IP
 	// anonymization and the per-IP rate limit. Empty (default): the socket
 	// peer always, every forwarding header ignored.
 	TrustedProxies []string
-	// ClientIPHeader pins the one header to believe from a trusted proxy:
-	// "Forwarded", "X-Forwarded-For" or "X-Real-IP" (case-insensitive). ""
-	// (default) takes the first present of the three. Pin it when the proxy
-	// only sanitizes one of them: a proxy that sets X-Forwarded-For but
-	// passes a client's own Forwarded header through would otherwise let
-	// the client choose its address.
+	// ClientIPHeader is the one header believed from a trusted proxy:
+	// "X-Forwarded-For" (default, also for ""), "Forwarded" (RFC 7239 for=)
+	// or "X-Real-IP" (case-insensitive). Only that header is read: nginx,
+	// AWS ALB and Google's load balancers append to X-Forwarded-For but
+	// pass a client's own Forwarded and X-Real-IP through, so reading
+	// those unasked would let a client choose its address. Name Forwarded
+	// or X-Real-IP only when your proxy overwrites it.
 	ClientIPHeader string
 	// RateLimitPerIP is the per-client-IP request rate (token bucket,
 	// requests per second; IPv6 clients by their /64), RateBurstPerIP its

@@ -108,6 +108,9 @@ func New(cfg Config, sink Sink, ready func() (bool, string), log *zap.Logger) (*
 		SecureErrorLogMessage: true,
 		Logger:                fasthttpLogger{s.throttle},
 	}
+	// One line, so an operator sees which header sets client_ip (and the
+	// per-IP limit) without reading the docs.
+	log.Info("http server", zap.String("client_ip", s.proxies.describe()), zap.Strings("trusted_proxies", cfg.TrustedProxies))
 	return s, nil
 }
 
