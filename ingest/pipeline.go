@@ -110,6 +110,9 @@ func (s *Server) begin(ctx *fasthttp.RequestCtx, r route, kind record.Kind, path
 		}
 		return sc, err
 	}
+	if err := s.checkParamsSite(sc); err != nil {
+		return sc, err
+	}
 	if s.sites != nil {
 		if err := s.checkSite(sc); err != nil {
 			return sc, err
