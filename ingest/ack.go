@@ -52,7 +52,7 @@ func (s *Server) deadLetter(sc *scratch, raw []byte, err error, batchIndex int) 
 	default:
 		return
 	}
-	if se.Reason() == "empty" {
+	if se.Reason() == "empty" || !s.deadLetterBudget(sc, batchIndex) {
 		return
 	}
 	s.dlq.DeadLetter(raw, delivery.DeadLetter{

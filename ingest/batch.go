@@ -110,6 +110,7 @@ func (s *Server) serveBatch(ctx *fasthttp.RequestCtx, path, query []byte) int {
 		}
 		rejected++
 	}
+	s.deadLetterSummary(sc, body)
 	resp = append(resp, `],"accepted":`...)
 	resp = strconv.AppendInt(resp, int64(accepted), 10)
 	resp = append(resp, `,"rejected_count":`...)

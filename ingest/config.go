@@ -134,6 +134,11 @@ type Config struct {
 	// counts IPv4 peers only (fasthttp does not count IPv6) and sees the
 	// proxy, not the client, behind a load balancer. 0 (default): no cap.
 	MaxConnsPerIP int
+	// MaxDeadLettersPerRequest bounds the dead letters one request sends
+	// one by one; the rest of its rejected events are counted
+	// (beacongate_dead_letters_suppressed_total) and summarised in one
+	// more dead letter holding the body. Default 10.
+	MaxDeadLettersPerRequest int
 }
 
 func (c Config) withDefaults() Config {
@@ -172,6 +177,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxInflatedBytes == 0 {
 		c.MaxInflatedBytes = 4 * c.MaxBodyBytes
+	}
+	if c.MaxDeadLettersPerRequest == 0 {
+		c.MaxDeadLettersPerRequest = 10
 	}
 	if c.RateLimitMaxKeys == 0 {
 		c.RateLimitMaxKeys = defaultMaxKeys
@@ -263,6 +271,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxInflatedBytes > 1<<30 {
 		return fmt.Errorf("ingest: max inflated bytes %d exceeds 1 GiB", c.MaxInflatedBytes)
+	}
+	if c.MaxDeadLettersPerRequest < 0 || c.MaxDeadLettersPerRequest > 1_000_000 {
+		return fmt.Errorf("ingest: max dead letters per request %d: want 1 to 1,000,000 (0: 10)", c.MaxDeadLettersPerRequest)
 	}
 	if c.MaxConnsPerIP < 0 {
 		return fmt.Errorf("ingest: negative max connections per IP %d", c.MaxConnsPerIP)

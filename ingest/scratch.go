@@ -43,6 +43,10 @@ type scratch struct {
 	body           []byte            // the POST body as read (inflated when compressed), for dead letters
 	dec            decoders          // Content-Encoding decoders and the inflated body
 	target         string            // the click's redirect target, checked
+	dlqSent        int               // dead letters sent one by one (deadletters.go)
+	dlqSuppressed  int               // and held back for the summary
+	dlqFirst       int               // batch index of the first held back
+	dlqLast        int               // and of the last
 }
 
 type batchItem struct {
@@ -61,6 +65,7 @@ func (sc *scratch) reset() {
 	sc.addr = netip.Addr{}
 	sc.body = nil
 	sc.target = ""
+	sc.dlqSent, sc.dlqSuppressed = 0, 0
 	sc.dec.src.Reset(nil)
 	sc.b = record.Beacon{}
 	// Drop references into request memory; keep capacity.

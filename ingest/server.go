@@ -85,6 +85,9 @@ func New(cfg Config, sink Sink, ready func() (bool, string), log *zap.Logger) (*
 	}
 	s.acker, _ = sink.(AckSink)
 	s.dlq, _ = sink.(DeadLetterSink)
+	if d, ok := sink.(interface{ DeadLettersOn() bool }); ok && !d.DeadLettersOn() {
+		s.dlq = nil // no topic: nothing to prepare, nothing to count as suppressed
+	}
 	for _, name := range cfg.AckRoutes {
 		for r := route(0); r < numRoutes; r++ {
 			if routeNames[r] == name {

@@ -166,6 +166,7 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 
 	fs.StringVar(&o.dlqTopic, "kafka.dlq-topic", "", "dead-letter topic for events that cannot become a record (raw bytes, reason in headers); empty: off")
 	fs.IntVar(&o.dlqMaxBytes, "kafka.dlq-max-bytes", 64<<10, "dead letters are cut to this many bytes")
+	fs.IntVar(&o.ingest.MaxDeadLettersPerRequest, "kafka.dlq-max-per-request", 10, "dead letters one request sends one by one; the rest are counted and summarised in one holding the body")
 	fs.StringVar(&o.spool.Dir, "spool.dir", "./data/spool", "disk spool for records Kafka cannot take now (replayed in order later and at start-up); empty: off, a full producer queue is a 503")
 	fs.Int64Var(&o.spool.MaxBytes, "spool.max-bytes", 1<<30, "largest spool; past it requests get 503")
 	fs.Int64Var(&o.spool.SegmentBytes, "spool.segment-bytes", 0, "spool segment file size (0: 64 MiB, or -spool.max-bytes if smaller)")
