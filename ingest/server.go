@@ -117,8 +117,9 @@ func New(cfg Config, sink Sink, ready func() (bool, string), log *zap.Logger) (*
 	return s, nil
 }
 
-// Serve serves HTTP on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+// Serve serves HTTP on ln until Shutdown. Connections whose first byte
+// cannot start a request are refused at once (sniff.go).
+func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(sniffListener{ln}) }
 
 // StartDraining turns /readyz to 503 so load balancers stop sending new
 // connections; requests are still served until Shutdown.
