@@ -11,6 +11,12 @@ import (
 	"github.com/beacongate/beacongate/shard"
 )
 
+// Defaults of the memory bounds (budget.go, docs/security.md).
+const (
+	defaultMaxInflightBytes = 256 << 20
+	defaultConcurrency      = 10_000
+)
+
 // Config configures the HTTP ingest server. Its zero value is usable:
 // every field documents its default.
 type Config struct {
@@ -134,6 +140,20 @@ type Config struct {
 	// counts IPv4 peers only (fasthttp does not count IPv6) and sees the
 	// proxy, not the client, behind a load balancer. 0 (default): no cap.
 	MaxConnsPerIP int
+	// MaxInflightBytes is the memory budget of request bodies and inflate
+	// buffers in flight, all requests together (budget.go): a body is
+	// reserved (its Content-Length, or MaxBodyBytes if chunked) before it
+	// is read, an inflate buffer as it grows; past the budget the answer
+	// is 503 memory_budget with Retry-After. Requests without a body never
+	// wait for it. Default 256 MiB (or one maximal request if that is
+	// more); at least MaxBodyBytes + 2 × MaxInflatedBytes.
+	MaxInflightBytes int
+	// Concurrency caps the connections served at once (fasthttp's
+	// Server.Concurrency; idle keep-alive connections count). Past it a
+	// new connection gets fasthttp's 503 and is closed. Each open
+	// connection holds a read buffer of MaxHeaderBytes, a write buffer and
+	// a goroutine (about 40 KiB). Default 10,000.
+	Concurrency int
 	// MaxDeadLettersPerRequest bounds the dead letters one request sends
 	// one by one; the rest of its rejected events are counted
 	// (beacongate_dead_letters_suppressed_total) and summarised in one
@@ -177,6 +197,14 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxInflatedBytes == 0 {
 		c.MaxInflatedBytes = 4 * c.MaxBodyBytes
+	}
+	if c.MaxInflightBytes == 0 {
+		// Never below one maximal request, so large body limits set
+		// before the budget existed still start.
+		c.MaxInflightBytes = int(max(defaultMaxInflightBytes, minInflightBytes(c.MaxBodyBytes, c.MaxInflatedBytes)))
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = defaultConcurrency
 	}
 	if c.MaxDeadLettersPerRequest == 0 {
 		c.MaxDeadLettersPerRequest = 10
@@ -274,6 +302,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxDeadLettersPerRequest < 0 || c.MaxDeadLettersPerRequest > 1_000_000 {
 		return fmt.Errorf("ingest: max dead letters per request %d: want 1 to 1,000,000 (0: 10)", c.MaxDeadLettersPerRequest)
+	}
+	if err := validateBudget(c); err != nil {
+		return err
 	}
 	if c.MaxConnsPerIP < 0 {
 		return fmt.Errorf("ingest: negative max connections per IP %d", c.MaxConnsPerIP)

@@ -132,6 +132,8 @@ func (s *Server) begin(ctx *fasthttp.RequestCtx, r route, kind record.Kind, path
 
 // end returns sc to the pool.
 func (s *Server) end(sc *scratch) {
+	s.mem.release(sc.inflateHeld)
+	sc.inflateHeld = 0
 	sc.reset()
 	s.pool.Put(sc)
 }

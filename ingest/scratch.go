@@ -47,6 +47,7 @@ type scratch struct {
 	dlqSuppressed  int               // and held back for the summary
 	dlqFirst       int               // batch index of the first held back
 	dlqLast        int               // and of the last
+	inflateHeld    int64             // inflate buffer bytes reserved in the memory budget (budget.go)
 }
 
 type batchItem struct {

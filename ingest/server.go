@@ -44,6 +44,7 @@ type Server struct {
 	ipLimit   *limiter          // nil: no per-IP limit
 	siteLimit *limiter          // nil: no per-site limit
 	sites     map[string][]byte // nil: no allow-list
+	mem       *budget           // bodies and inflate buffers in flight
 	clock     func() time.Time  // the limiters' clock; nil = time.Now (tests)
 }
 
@@ -75,6 +76,7 @@ func New(cfg Config, sink Sink, ready func() (bool, string), log *zap.Logger) (*
 	if s.proxies, err = parseProxies(cfg.TrustedProxies, cfg.ClientIPHeader); err != nil {
 		return nil, err
 	}
+	s.mem = newBudget(int64(cfg.MaxInflightBytes), cfg.ReadTimeout)
 	s.ipLimit = newLimiter(cfg.RateLimitPerIP, cfg.RateBurstPerIP, cfg.RateLimitMaxKeys)
 	s.siteLimit = newLimiter(cfg.RateLimitPerSite, cfg.RateBurstPerSite, cfg.RateLimitMaxKeys)
 	if len(cfg.Sites) > 0 {
@@ -97,23 +99,28 @@ func New(cfg Config, sink Sink, ready func() (bool, string), log *zap.Logger) (*
 	}
 	s.pool.New = func() any { return new(scratch) }
 	s.srv = &fasthttp.Server{
-		Handler:               s.Handle,
-		ErrorHandler:          s.handleReadError,
-		Name:                  "beacongate",
-		ReadBufferSize:        cfg.MaxHeaderBytes,
-		MaxRequestBodySize:    cfg.MaxBodyBytes,
-		ReadTimeout:           cfg.ReadTimeout,
-		WriteTimeout:          cfg.WriteTimeout,
-		IdleTimeout:           cfg.IdleTimeout,
-		MaxConnsPerIP:         cfg.MaxConnsPerIP,
-		NoDefaultContentType:  true,
-		CloseOnShutdown:       true,
-		SecureErrorLogMessage: true,
-		Logger:                fasthttpLogger{s.throttle},
+		Handler:            s.Handle,
+		ErrorHandler:       s.handleReadError,
+		Name:               "beacongate",
+		ReadBufferSize:     cfg.MaxHeaderBytes,
+		MaxRequestBodySize: cfg.MaxBodyBytes,
+		ReadTimeout:        cfg.ReadTimeout,
+		WriteTimeout:       cfg.WriteTimeout,
+		IdleTimeout:        cfg.IdleTimeout,
+		MaxConnsPerIP:      cfg.MaxConnsPerIP,
+		Concurrency:        cfg.Concurrency,
+		HeaderReceived:     s.headerReceived,
+		// No endpoint takes multipart bodies (415): do not parse them.
+		DisablePreParseMultipartForm: true,
+		NoDefaultContentType:         true,
+		CloseOnShutdown:              true,
+		SecureErrorLogMessage:        true,
+		Logger:                       fasthttpLogger{s.throttle},
 	}
 	// One line, so an operator sees which header sets client_ip (and the
 	// per-IP limit) without reading the docs.
-	log.Info("http server", zap.String("client_ip", s.proxies.describe()), zap.Strings("trusted_proxies", cfg.TrustedProxies))
+	log.Info("http server", zap.String("client_ip", s.proxies.describe()), zap.Strings("trusted_proxies", cfg.TrustedProxies),
+		zap.String("memory", describeBudget(cfg)))
 	return s, nil
 }
 
@@ -136,7 +143,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // tests that drive a RequestCtx directly).
 func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	r := routeOther
+	held, refused := s.takeBody(ctx, false)
 	defer func() {
+		s.mem.release(held)
 		if p := recover(); p != nil {
 			// No input may crash the process: answer 500, count it, and log
 			// it as the bug it is.
@@ -148,7 +157,12 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 		}
 	}()
 	var status int
-	r, status = s.route(ctx)
+	if refused { // a 1-byte body got past the refusal (budget.go)
+		ctx.SetConnectionClose()
+		status = s.fail(ctx, errMemoryBudget, "")
+	} else {
+		r, status = s.route(ctx)
+	}
 	countRequest(r, status)
 	durationObs[r].Observe(time.Since(ctx.Time()).Seconds())
 }
@@ -196,6 +210,12 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, err error, allow string) int {
 // headers (431), oversize bodies (413), timeouts (408), malformed HTTP
 // (400). The connection is closed afterwards.
 func (s *Server) handleReadError(ctx *fasthttp.RequestCtx, err error) {
+	held, refused := s.takeBody(ctx, true)
+	s.mem.release(held)
+	if refused { // the body was not read: over the memory budget
+		countRequest(routeOther, s.fail(ctx, errMemoryBudget, ""))
+		return
+	}
 	var status int
 	var reason, msg string
 	var small *fasthttp.ErrSmallBuffer
