@@ -23,13 +23,14 @@ import (
 // Config.MaxInflightBytes:
 //
 //   - a body is reserved when its headers arrive (fasthttp's
-//     HeaderReceived), before fasthttp allocates it: the declared length,
-//     or MaxBodyBytes for a chunked body. Past the budget the body is not
+//     HeaderReceived), before fasthttp allocates it: the declared length
+//     rounded up to a power of two as fasthttp allocates it, or twice
+//     MaxBodyBytes (so rounded) for a chunked body, which grows. Past the budget the body is not
 //     read: the answer is 503 memory_budget with Retry-After, and the
 //     connection is closed;
 //   - an inflate buffer is reserved as it grows (every buffer it grew
-//     through, as the garbage is not freed before the next GC); past the
-//     budget, the same 503.
+//     through, as the garbage is not freed before the next GC, and the
+//     pooled buffer it starts from); past the budget, the same 503.
 //
 // Both are released when the request's handler returns. Requests without
 // a body (the pixel, the click) never touch the budget.
@@ -91,15 +92,26 @@ func (b *budget) release(n int64) {
 	}
 }
 
-// bodyBytes is what a request's body will take once read (0: none).
+// bodyBytes is what a request's body will take once read (0: none):
+// fasthttp allocates the declared length rounded up to a power of two,
+// and a chunked body grows chunk by chunk (under twice its last buffer).
 func (s *Server) bodyBytes(h *fasthttp.RequestHeader) int64 {
 	switch cl := h.ContentLength(); {
-	case cl == -1: // chunked: up to the limit
-		return int64(s.cfg.MaxBodyBytes)
+	case cl == -1:
+		return 2 * pow2(s.cfg.MaxBodyBytes)
 	case cl > 0 && cl <= s.cfg.MaxBodyBytes:
-		return int64(cl)
+		return pow2(cl)
 	}
 	return 0 // none, or over the limit: fasthttp answers 413 unread
+}
+
+// pow2 is the least power of two >= n (n > 0), as fasthttp sizes bodies.
+func pow2(n int) int64 {
+	p := int64(1)
+	for p < int64(n) {
+		p <<= 1
+	}
+	return p
 }
 
 // headerReceived is fasthttp's HeaderReceived: it reserves the body, or
@@ -176,10 +188,10 @@ func (s *Server) growInflate(sc *scratch, n int) bool {
 }
 
 // minInflightBytes is the smallest budget that admits one maximal request:
-// its body, and the inflate buffers it grows through (doubling up to the
-// limit: under twice the limit).
+// a chunked body, and the inflate buffers it grows through (doubling up to
+// the limit: under twice the limit).
 func minInflightBytes(maxBody, maxInflated int) int64 {
-	return int64(maxBody) + 2*int64(maxInflated)
+	return 2*pow2(maxBody) + 2*int64(maxInflated)
 }
 
 func validateBudget(c Config) error {
@@ -187,7 +199,7 @@ func validateBudget(c Config) error {
 		return fmt.Errorf("ingest: negative max in-flight bytes %d", c.MaxInflightBytes)
 	}
 	if min := minInflightBytes(c.MaxBodyBytes, c.MaxInflatedBytes); int64(c.MaxInflightBytes) < min {
-		return fmt.Errorf("ingest: max in-flight bytes %d cannot hold one maximal request: want at least %d (max body bytes %d + 2 x max inflated bytes %d)",
+		return fmt.Errorf("ingest: max in-flight bytes %d cannot hold one maximal request: want at least %d (2 x max body bytes %d, rounded up to a power of two, + 2 x max inflated bytes %d)",
 			c.MaxInflightBytes, min, c.MaxBodyBytes, c.MaxInflatedBytes)
 	}
 	if c.Concurrency < 0 {

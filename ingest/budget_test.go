@@ -100,7 +100,7 @@ func TestBudgetRefusesBodies(t *testing.T) {
 // is 413 inflated_too_large; nothing stays reserved afterwards.
 func TestBudgetInflation(t *testing.T) {
 	const body, inflated = 64 << 10, 1 << 20
-	ts := newTestServer(t, Config{MaxBodyBytes: body, MaxInflatedBytes: inflated, MaxInflightBytes: body + 2*inflated})
+	ts := newTestServer(t, Config{MaxBodyBytes: body, MaxInflatedBytes: inflated, MaxInflightBytes: 2*body + 2*inflated})
 	var bomb bytes.Buffer
 	zw := gzip.NewWriter(&bomb)
 	zw.Write(make([]byte, 4*inflated))
@@ -130,14 +130,14 @@ func TestBudgetInflation(t *testing.T) {
 // otherwise fail (but not before: they may still be reading).
 func TestBudgetSweepsLeftBehind(t *testing.T) {
 	const body = 64 << 10
-	ts := newTestServer(t, Config{MaxBodyBytes: body, MaxInflatedBytes: body, MaxInflightBytes: 3 * body})
+	ts := newTestServer(t, Config{MaxBodyBytes: body, MaxInflatedBytes: body, MaxInflightBytes: 4 * body})
 	ts.mem.stale = 200 * time.Millisecond // the read timeout + 1s, shortened
 	reserve := func(h *fasthttp.RequestHeader) bool {
 		h.SetMethod("POST")
 		h.SetContentLength(body)
 		return ts.headerReceived(h).MaxRequestBodySize == 0
 	}
-	var hs [3]fasthttp.RequestHeader
+	var hs [4]fasthttp.RequestHeader
 	for i := range hs {
 		if !reserve(&hs[i]) {
 			t.Fatalf("reservation %d refused", i)
@@ -146,13 +146,13 @@ func TestBudgetSweepsLeftBehind(t *testing.T) {
 	if !reserve(&hs[0]) { // the same RequestCtx again: replaces, not adds
 		t.Fatal("a RequestCtx's next request refused")
 	}
-	waitUsed(t, ts.mem, 3*body)
-	var h4 fasthttp.RequestHeader
-	if reserve(&h4) {
-		t.Fatal("a fourth body admitted while three may still be reading")
+	waitUsed(t, ts.mem, 4*body)
+	var h5 fasthttp.RequestHeader
+	if reserve(&h5) {
+		t.Fatal("a fifth body admitted while four may still be reading")
 	}
 	ts.mem.mu.Lock()
-	delete(ts.mem.held, &h4)
+	delete(ts.mem.held, &h5)
 	ts.mem.mu.Unlock()
 	time.Sleep(300 * time.Millisecond)
 	if r := ts.do(t, "POST", "/i", "application/json", `{"a":1}`); r.status != 204 {
@@ -168,8 +168,8 @@ func TestBudgetValidate(t *testing.T) {
 	}{
 		{Config{}, true},
 		{Config{MaxBodyBytes: 64 << 20}, true}, // the default grows to one maximal request
-		{Config{MaxInflightBytes: 8 << 20}, false},
-		{Config{MaxInflightBytes: 9 << 20}, true},
+		{Config{MaxInflightBytes: 10<<20 - 1}, false},
+		{Config{MaxInflightBytes: 10 << 20}, true},
 		{Config{MaxInflightBytes: -1}, false},
 		{Config{Concurrency: -1}, false},
 	} {

@@ -91,6 +91,9 @@ func (s *Server) inflate(sc *scratch, in []byte, gz bool) ([]byte, error) {
 			return nil, errBadEncoding
 		}
 	}
+	if c := cap(d.body); c > 0 && !s.growInflate(sc, c) { // a pooled buffer is memory in flight too
+		return nil, errMemoryBudget
+	}
 	out, err := readCapped(d.body[:0], r, s.cfg.MaxInflatedBytes, s, sc)
 	if cap(out) <= maxPooledInflate {
 		d.body = out[:0]
