@@ -72,3 +72,20 @@ func TestOneSiteOnlyWhenSiteAware(t *testing.T) {
 		t.Fatalf("per-site limit on: status %d %q, want 400", r.status, r.body)
 	}
 }
+
+// TestMultipleSitesNoDeadLetter: a body refused for naming a second site
+// may hold that site's write key, so it is not dead-lettered.
+func TestMultipleSitesNoDeadLetter(t *testing.T) {
+	ts, _, d := newAckServer(t, Config{Sites: map[string]string{"keyed": "SECRET", "open": ""}})
+	if r := ts.do(t, "POST", "/i?sid=open", "application/x-www-form-urlencoded", "sid=keyed&key=SECRET"); r.status != 400 {
+		t.Fatalf("status %d %q", r.status, r.body)
+	}
+	if r := ts.do(t, "POST", "/batch?sid=open", "application/json", `[{"sid":"keyed","key":"SECRET"}]`); r.status != 400 {
+		t.Fatalf("batch status %d %q", r.status, r.body)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.letters) != 0 {
+		t.Fatalf("dead letters %q", d.letters)
+	}
+}
