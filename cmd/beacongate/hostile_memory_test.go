@@ -83,7 +83,7 @@ func hostileUploads(t *testing.T, addr string, n int, body []byte) map[int]int {
 				return
 			}
 			defer c.Close()
-			_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+			_ = c.SetDeadline(time.Now().Add(30 * time.Second))
 			<-start
 			go func() {
 				if _, err := c.Write([]byte(head)); err == nil {
@@ -123,7 +123,9 @@ func TestHostileMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer b.Close()
-	g := startGateway(t, "-kafka.brokers", b.Addr(), "-http.read-timeout", "10s", "-http.max-inflight-bytes", strconv.Itoa(budget))
+	// A long read timeout: on a loaded machine the admitted bodies must
+	// not turn into 408s, which would hide what the budget does.
+	g := startGateway(t, "-kafka.brokers", b.Addr(), "-http.read-timeout", "20s", "-http.max-inflight-bytes", strconv.Itoa(budget))
 	body := maximalGzipBody(t, 1<<20)
 	base := vmHWM(t, g.cmd.Process.Pid)
 
