@@ -52,7 +52,9 @@ func (s *Server) deadLetter(sc *scratch, raw []byte, err error, batchIndex int) 
 	default:
 		return
 	}
-	if se.Reason() == "empty" {
+	// A request naming two sites cannot be attributed to one, and its
+	// body may hold another site's write key: no dead letter.
+	if se.Reason() == "empty" || se == errMultipleSites || !s.deadLetterBudget(sc, batchIndex) {
 		return
 	}
 	s.dlq.DeadLetter(raw, delivery.DeadLetter{

@@ -45,7 +45,7 @@ func (s *Server) serveBatch(ctx *fasthttp.RequestCtx, path, query []byte) int {
 	err = event.Split(body, s.cfg.Event, func(_ int, ev []byte, err error) bool {
 		if err != nil {
 			err = badRequest(err)
-		} else {
+		} else if err = s.checkEventSite(sc, ev); err == nil {
 			valid++
 		}
 		sc.items = append(sc.items, batchItem{ev: ev, err: err})
@@ -110,6 +110,7 @@ func (s *Server) serveBatch(ctx *fasthttp.RequestCtx, path, query []byte) int {
 		}
 		rejected++
 	}
+	s.deadLetterSummary(sc, body)
 	resp = append(resp, `],"accepted":`...)
 	resp = strconv.AppendInt(resp, int64(accepted), 10)
 	resp = append(resp, `,"rejected_count":`...)

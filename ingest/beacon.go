@@ -79,12 +79,18 @@ func (s *Server) readBeacon(sc *scratch) error {
 		if err != nil {
 			return badRequest(err)
 		}
+		if err := s.checkEventSite(sc, obj); err != nil {
+			return err
+		}
 		sc.b.Payload = obj
 	case formatForm:
 		// Form parameters go after the query ones, in body order.
 		sc.params, sc.buf, err = form.Parse(sc.params, sc.buf, body, s.cfg.Form)
 		if err != nil {
 			return badRequest(err)
+		}
+		if err := s.checkParamsSite(sc); err != nil {
+			return err
 		}
 		if sc.optOut {
 			sc.params = s.dropIDParams(sc.params)

@@ -11,6 +11,12 @@ import (
 	"github.com/beacongate/beacongate/shard"
 )
 
+// Defaults of the memory bounds (budget.go, docs/security.md).
+const (
+	defaultMaxInflightBytes = 256 << 20
+	defaultConcurrency      = 10_000
+)
+
 // Config configures the HTTP ingest server. Its zero value is usable:
 // every field documents its default.
 type Config struct {
@@ -81,22 +87,22 @@ type Config struct {
 
 	// TrustedProxies lists the CIDRs (or single addresses) of the reverse
 	// proxies and load balancers in front of the gateway. Only when the
-	// socket peer is inside one of them are the Forwarded (RFC 7239 for=),
-	// X-Forwarded-For and X-Real-IP headers believed, in that order of
-	// precedence (the first present header is used, see ClientIPHeader);
-	// chains are walked from the right, skipping trusted proxies, and the
+	// socket peer is inside one of them is the ClientIPHeader believed
+	// (default X-Forwarded-For; the others are then ignored); chains are
+	// walked from the right, skipping trusted proxies, and the
 	// first untrusted address is the client (the leftmost if all are
 	// trusted). A malformed header, or none, leaves the socket peer as the
 	// client. It sets the record's client_ip, the "ip" shard source, IP
 	// anonymization and the per-IP rate limit. Empty (default): the socket
 	// peer always, every forwarding header ignored.
 	TrustedProxies []string
-	// ClientIPHeader pins the one header to believe from a trusted proxy:
-	// "Forwarded", "X-Forwarded-For" or "X-Real-IP" (case-insensitive). ""
-	// (default) takes the first present of the three. Pin it when the proxy
-	// only sanitizes one of them: a proxy that sets X-Forwarded-For but
-	// passes a client's own Forwarded header through would otherwise let
-	// the client choose its address.
+	// ClientIPHeader is the one header believed from a trusted proxy:
+	// "X-Forwarded-For" (default, also for ""), "Forwarded" (RFC 7239 for=)
+	// or "X-Real-IP" (case-insensitive). Only that header is read: nginx,
+	// AWS ALB and Google's load balancers append to X-Forwarded-For but
+	// pass a client's own Forwarded and X-Real-IP through, so reading
+	// those unasked would let a client choose its address. Name Forwarded
+	// or X-Real-IP only when your proxy overwrites it.
 	ClientIPHeader string
 	// RateLimitPerIP is the per-client-IP request rate (token bucket,
 	// requests per second; IPv6 clients by their /64), RateBurstPerIP its
@@ -139,6 +145,25 @@ type Config struct {
 	// Snowplow collector's paths setting maps a tracker's custom postPath
 	// (docs/snowplow.md). Empty (default): only that path.
 	SnowplowPaths []string
+	// MaxInflightBytes is the memory budget of request bodies and inflate
+	// buffers in flight, all requests together (budget.go): a body is
+	// reserved (its Content-Length, or MaxBodyBytes if chunked) before it
+	// is read, an inflate buffer as it grows; past the budget the answer
+	// is 503 memory_budget with Retry-After. Requests without a body never
+	// wait for it. Default 256 MiB (or one maximal request if that is
+	// more); at least MaxBodyBytes + 2 × MaxInflatedBytes.
+	MaxInflightBytes int
+	// Concurrency caps the connections served at once (fasthttp's
+	// Server.Concurrency; idle keep-alive connections count). Past it a
+	// new connection gets fasthttp's 503 and is closed. Each open
+	// connection holds a read buffer of MaxHeaderBytes, a write buffer and
+	// a goroutine (about 40 KiB). Default 10,000.
+	Concurrency int
+	// MaxDeadLettersPerRequest bounds the dead letters one request sends
+	// one by one; the rest of its rejected events are counted
+	// (beacongate_dead_letters_suppressed_total) and summarised in one
+	// more dead letter holding the body. Default 10.
+	MaxDeadLettersPerRequest int
 }
 
 func (c Config) withDefaults() Config {
@@ -177,6 +202,17 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxInflatedBytes == 0 {
 		c.MaxInflatedBytes = 4 * c.MaxBodyBytes
+	}
+	if c.MaxInflightBytes == 0 {
+		// Never below one maximal request, so large body limits set
+		// before the budget existed still start.
+		c.MaxInflightBytes = int(max(defaultMaxInflightBytes, minInflightBytes(c.MaxBodyBytes, c.MaxInflatedBytes)))
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = defaultConcurrency
+	}
+	if c.MaxDeadLettersPerRequest == 0 {
+		c.MaxDeadLettersPerRequest = 10
 	}
 	if c.RateLimitMaxKeys == 0 {
 		c.RateLimitMaxKeys = defaultMaxKeys
@@ -270,6 +306,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("ingest: max inflated bytes %d exceeds 1 GiB", c.MaxInflatedBytes)
 	}
 	if err := validSnowplowPaths(c.SnowplowPaths); err != nil {
+		return err
+	}
+	if c.MaxDeadLettersPerRequest < 0 || c.MaxDeadLettersPerRequest > 1_000_000 {
+		return fmt.Errorf("ingest: max dead letters per request %d: want 1 to 1,000,000 (0: 10)", c.MaxDeadLettersPerRequest)
+	}
+	if err := validateBudget(c); err != nil {
 		return err
 	}
 	if c.MaxConnsPerIP < 0 {

@@ -91,7 +91,10 @@ func (s *Server) inflate(sc *scratch, in []byte, gz bool) ([]byte, error) {
 			return nil, errBadEncoding
 		}
 	}
-	out, err := readCapped(d.body[:0], r, s.cfg.MaxInflatedBytes)
+	if c := cap(d.body); c > 0 && !s.growInflate(sc, c) { // a pooled buffer is memory in flight too
+		return nil, errMemoryBudget
+	}
+	out, err := readCapped(d.body[:0], r, s.cfg.MaxInflatedBytes, s, sc)
 	if cap(out) <= maxPooledInflate {
 		d.body = out[:0]
 	} else {
@@ -143,29 +146,37 @@ func (d *decoders) adler32OK(out []byte) bool {
 }
 
 // readCapped reads r to its end into dst, failing with
-// errInflatedTooLarge as soon as more than limit bytes come out.
-func readCapped(dst []byte, r io.Reader, limit int) ([]byte, error) {
+// errInflatedTooLarge as soon as more than limit bytes come out, and with
+// errMemoryBudget when s's budget cannot take a bigger buffer for sc
+// (s nil: no budget). Buffers double up to limit, never past it: a full
+// buffer at the limit is probed for one more byte instead of grown.
+func readCapped(dst []byte, r io.Reader, limit int, s *Server, sc *scratch) ([]byte, error) {
 	lr := io.LimitedReader{R: r, N: int64(limit) + 1}
 	for {
-		if len(dst) == cap(dst) {
-			// Grow geometrically, but never past limit+1.
-			c := min(max(2*cap(dst), 4096), limit+1)
-			if c <= cap(dst) {
+		var n int
+		var err error
+		if len(dst) == cap(dst) && len(dst) >= limit {
+			var probe [1]byte
+			if n, err = lr.Read(probe[:]); n > 0 {
 				return dst, errInflatedTooLarge
 			}
-			n := make([]byte, len(dst), c)
-			copy(n, dst)
-			dst = n
-		}
-		n, err := lr.Read(dst[len(dst):cap(dst)])
-		dst = dst[:len(dst)+n]
-		if len(dst) > limit {
-			return dst, errInflatedTooLarge
+		} else {
+			if len(dst) == cap(dst) {
+				c := min(max(2*cap(dst), 4096), limit)
+				if s != nil && !s.growInflate(sc, c) {
+					return dst, errMemoryBudget
+				}
+				grown := make([]byte, len(dst), c)
+				copy(grown, dst)
+				dst = grown
+			}
+			n, err = lr.Read(dst[len(dst):cap(dst)])
+			dst = dst[:len(dst)+n]
+			if len(dst) > limit { // a pooled buffer bigger than limit
+				return dst, errInflatedTooLarge
+			}
 		}
 		if err == io.EOF {
-			if lr.N <= 0 {
-				return dst, errInflatedTooLarge
-			}
 			return dst, nil
 		}
 		if err != nil {

@@ -26,6 +26,8 @@ func FuzzHandler(f *testing.F) {
 		"POST /i HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"a\":\r\n2\r\n1}\r\n0\r\n\r\n",
 		"OPTIONS /i HTTP/1.1\r\nHost: x\r\nOrigin: http://a\r\nAccess-Control-Request-Headers: x\r\n\r\n",
 		"GET /i?a=1 HTTP/1.1\r\nHost: x\r\n\r\nGET /readyz HTTP/1.1\r\nHost: x\r\n\r\n",
+		"\x16\x03\x01\x00\x05hello",
+		"\r\nGET /i?sid=a&sid=b HTTP/1.1\r\nHost: x\r\n\r\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -36,7 +38,7 @@ func FuzzHandler(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		panics := testutil.ToFloat64(panicsTotal)
 		c := &fuzzConn{r: bytes.NewReader(raw)}
-		_ = s.srv.ServeConn(c)
+		_ = s.srv.ServeConn(&sniffConn{Conn: c}) // as Serve wraps every plain connection
 		if testutil.ToFloat64(panicsTotal) != panics {
 			t.Fatalf("handler panicked on %q", raw)
 		}

@@ -110,6 +110,9 @@ func (s *Server) begin(ctx *fasthttp.RequestCtx, r route, kind record.Kind, path
 		}
 		return sc, err
 	}
+	if err := s.checkParamsSite(sc); err != nil {
+		return sc, err
+	}
 	if s.sites != nil {
 		if err := s.checkSite(sc); err != nil {
 			return sc, err
@@ -129,6 +132,8 @@ func (s *Server) begin(ctx *fasthttp.RequestCtx, r route, kind record.Kind, path
 
 // end returns sc to the pool.
 func (s *Server) end(sc *scratch) {
+	s.mem.release(sc.inflateHeld)
+	sc.inflateHeld = 0
 	sc.reset()
 	s.pool.Put(sc)
 }

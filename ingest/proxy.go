@@ -12,11 +12,15 @@ import (
 )
 
 // Client IP behind trusted proxies (docs/security.md). The socket peer is the client
-// unless it is one of Config.TrustedProxies: only then are Forwarded,
-// X-Forwarded-For and X-Real-IP believed, because anyone else can write
-// them. A chain is walked from the right (the hop nearest to us), skipping
-// addresses that are themselves trusted proxies; the first untrusted one
-// is the client. Anything malformed falls back to the socket peer.
+// unless it is one of Config.TrustedProxies: only then is one forwarding
+// header believed, because anyone else can write it. That header is
+// X-Forwarded-For unless the operator names Forwarded or X-Real-IP: nginx,
+// AWS ALB and Google's load balancers append the client to X-Forwarded-For
+// but pass a client's own Forwarded and X-Real-IP through untouched, so
+// reading those by default would let a client choose its address. A chain
+// is walked from the right (the hop nearest to us), skipping addresses
+// that are themselves trusted proxies; the first untrusted one is the
+// client. Anything malformed falls back to the socket peer.
 
 const (
 	hdrForwarded     = "Forwarded"
@@ -27,18 +31,16 @@ const (
 // proxies is the parsed TrustedProxies list and the header policy.
 type proxies struct {
 	nets   []netip.Prefix
-	header string // "" = Forwarded, then X-Forwarded-For, then X-Real-IP
+	header string // one of the hdr* names, never ""
 }
 
 // parseProxies parses CIDRs ("10.0.0.0/8") and bare addresses.
 func parseProxies(list []string, header string) (proxies, error) {
-	p := proxies{}
+	p := proxies{header: hdrXForwardedFor}
 	switch strings.ToLower(header) {
-	case "":
+	case "", "x-forwarded-for":
 	case "forwarded":
 		p.header = hdrForwarded
-	case "x-forwarded-for":
-		p.header = hdrXForwardedFor
 	case "x-real-ip":
 		p.header = hdrXRealIP
 	default:
@@ -94,31 +96,32 @@ func (p *proxies) clientAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 	if len(p.nets) == 0 || !peer.IsValid() || !p.trusted(peer) {
 		return peer
 	}
-	h := &ctx.Request.Header
-	for _, name := range [...]string{hdrForwarded, hdrXForwardedFor, hdrXRealIP} {
-		if p.header != "" && name != p.header {
-			continue
-		}
-		lines := h.PeekAll(name)
-		if len(lines) == 0 {
-			continue
-		}
-		var a netip.Addr
-		var ok bool
-		switch name {
-		case hdrForwarded:
-			a, ok = p.walk(lines, true)
-		case hdrXForwardedFor:
-			a, ok = p.walk(lines, false)
-		default:
-			a, ok = parseHostPort(bytes.TrimSpace(lines[len(lines)-1]))
-		}
-		if !ok {
-			return peer
-		}
-		return a
+	lines := ctx.Request.Header.PeekAll(p.header)
+	if len(lines) == 0 {
+		return peer
 	}
-	return peer
+	var a netip.Addr
+	var ok bool
+	switch p.header {
+	case hdrForwarded:
+		a, ok = p.walk(lines, true)
+	case hdrXForwardedFor:
+		a, ok = p.walk(lines, false)
+	default:
+		a, ok = parseHostPort(bytes.TrimSpace(lines[len(lines)-1]))
+	}
+	if !ok {
+		return peer
+	}
+	return a
+}
+
+// describe is the start-up log line's view of the policy.
+func (p *proxies) describe() string {
+	if len(p.nets) == 0 {
+		return "socket peer (no trusted proxies)"
+	}
+	return p.header + " from trusted proxies, else the socket peer"
 }
 
 // walk goes through the comma-separated elements of all header lines from

@@ -60,18 +60,12 @@ func TestClientIPTrustedProxies(t *testing.T) {
 		{"XFF bad port", "10.1.2.3", "X-Forwarded-For: 198.51.100.4:http\r\n", "10.1.2.3"},
 		{"XFF unclosed bracket", "10.1.2.3", "X-Forwarded-For: [2001:db8::1\r\n", "10.1.2.3"},
 		{"XFF empty elements only", "10.1.2.3", "X-Forwarded-For: , ,\r\n", "10.1.2.3"},
-		{"Forwarded simple", "10.1.2.3", "Forwarded: for=198.51.100.4\r\n", "198.51.100.4"},
-		{"Forwarded quoted IPv6 with port", "10.1.2.3", "Forwarded: for=\"[2001:db8:cafe::17]:4711\"\r\n", "2001:db8:cafe::17"},
-		{"Forwarded params and case", "10.1.2.3", "Forwarded: proto=https;For=\"198.51.100.4:80\";by=10.0.0.1\r\n", "198.51.100.4"},
-		{"Forwarded chain", "10.1.2.3", "Forwarded: for=6.6.6.6, for=198.51.100.4;proto=http, for=10.0.0.2\r\n", "198.51.100.4"},
-		{"Forwarded unknown", "10.1.2.3", "Forwarded: for=unknown\r\n", "10.1.2.3"},
-		{"Forwarded obfuscated", "10.1.2.3", "Forwarded: for=_hidden\r\n", "10.1.2.3"},
-		{"Forwarded without for", "10.1.2.3", "Forwarded: proto=https\r\n", "10.1.2.3"},
-		{"Forwarded unquoted IPv6 refused", "10.1.2.3", "Forwarded: for=\"2001:db8::1\r\n", "10.1.2.3"},
-		{"Forwarded beats XFF", "10.1.2.3", "X-Forwarded-For: 198.51.100.5\r\nForwarded: for=198.51.100.4\r\n", "198.51.100.4"},
-		{"XFF beats X-Real-IP", "10.1.2.3", "X-Real-IP: 198.51.100.5\r\nX-Forwarded-For: 198.51.100.4\r\n", "198.51.100.4"},
-		{"X-Real-IP", "10.1.2.3", "X-Real-IP: 198.51.100.5\r\n", "198.51.100.5"},
-		{"X-Real-IP garbage", "10.1.2.3", "X-Real-IP: 1.2.3\r\n", "10.1.2.3"},
+		// By default only X-Forwarded-For: common proxies pass a client's
+		// own Forwarded and X-Real-IP through (docs/security.md).
+		{"Forwarded ignored by default", "10.1.2.3", "Forwarded: for=6.6.6.6\r\nX-Forwarded-For: 198.51.100.4\r\n", "198.51.100.4"},
+		{"Forwarded alone ignored by default", "10.1.2.3", "Forwarded: for=6.6.6.6\r\n", "10.1.2.3"},
+		{"X-Real-IP ignored by default", "10.1.2.3", "X-Real-IP: 6.6.6.6\r\n", "10.1.2.3"},
+		{"XFF wins over X-Real-IP", "10.1.2.3", "X-Real-IP: 198.51.100.5\r\nX-Forwarded-For: 198.51.100.4\r\n", "198.51.100.4"},
 		{"long garbage", "10.1.2.3", "X-Forwarded-For: " + strings.Repeat("9", 200) + "\r\n", "10.1.2.3"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -87,6 +81,49 @@ func TestClientIPTrustedProxies(t *testing.T) {
 				t.Fatalf("client_ip %v, want %v", net.IP(recs[0].ClientIp), want)
 			}
 		})
+	}
+}
+
+// TestClientIPForwardedNamed: Forwarded is read only when the operator
+// names it, and then only it.
+func TestClientIPForwardedNamed(t *testing.T) {
+	sink := &recordingSink{t: t}
+	s, err := New(Config{TrustedProxies: []string{"10.0.0.0/8", "2001:db8:ffff::/48", "192.0.2.1"}, ClientIPHeader: "Forwarded"}, sink, nil, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, headers, want string
+	}{
+		{"Forwarded simple", "Forwarded: for=198.51.100.4\r\n", "198.51.100.4"},
+		{"Forwarded quoted IPv6 with port", "Forwarded: for=\"[2001:db8:cafe::17]:4711\"\r\n", "2001:db8:cafe::17"},
+		{"Forwarded params and case", "Forwarded: proto=https;For=\"198.51.100.4:80\";by=10.0.0.1\r\n", "198.51.100.4"},
+		{"Forwarded chain", "Forwarded: for=6.6.6.6, for=198.51.100.4;proto=http, for=10.0.0.2\r\n", "198.51.100.4"},
+		{"Forwarded unknown", "Forwarded: for=unknown\r\n", "10.1.2.3"},
+		{"Forwarded obfuscated", "Forwarded: for=_hidden\r\n", "10.1.2.3"},
+		{"Forwarded without for", "Forwarded: proto=https\r\n", "10.1.2.3"},
+		{"Forwarded unquoted IPv6 refused", "Forwarded: for=\"2001:db8::1\r\n", "10.1.2.3"},
+		{"XFF ignored when Forwarded is named", "X-Forwarded-For: 198.51.100.5\r\n", "10.1.2.3"},
+		{"Forwarded over XFF", "X-Forwarded-For: 198.51.100.5\r\nForwarded: for=198.51.100.4\r\n", "198.51.100.4"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			serveFrom(t, s, "10.1.2.3", "GET /i?ev=x HTTP/1.1\r\nHost: gw\r\n"+c.headers+"\r\n")
+			if keys, _ := sink.take(); len(keys) != 1 || keys[0] != c.want {
+				t.Fatalf("client IP (shard key) %q, want %q", keys, c.want)
+			}
+		})
+	}
+	s, err = New(Config{TrustedProxies: []string{"10.0.0.0/8"}, ClientIPHeader: "x-real-ip"}, sink, nil, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveFrom(t, s, "10.0.0.1", "GET /i?ev=x HTTP/1.1\r\nHost: gw\r\nX-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 198.51.100.9\r\n\r\n")
+	if keys, _ := sink.take(); len(keys) != 1 || keys[0] != "198.51.100.9" {
+		t.Fatalf("named X-Real-IP: key %q", keys)
+	}
+	serveFrom(t, s, "10.0.0.1", "GET /i?ev=x HTTP/1.1\r\nHost: gw\r\nX-Real-IP: 1.2.3\r\n\r\n")
+	if keys, _ := sink.take(); len(keys) != 1 || keys[0] != "10.0.0.1" {
+		t.Fatalf("named X-Real-IP, garbage: key %q", keys)
 	}
 }
 

@@ -44,6 +44,11 @@ type scratch struct {
 	dec            decoders          // Content-Encoding decoders and the inflated body
 	target         string            // the click's redirect target, checked
 	keyer          *shard.Keyer      // a protocol's own shard key (snowplow.go); nil: the server's
+	dlqSent        int               // dead letters sent one by one (deadletters.go)
+	dlqSuppressed  int               // and held back for the summary
+	dlqFirst       int               // batch index of the first held back
+	dlqLast        int               // and of the last
+	inflateHeld    int64             // inflate buffer bytes reserved in the memory budget (budget.go)
 }
 
 type batchItem struct {
@@ -63,6 +68,7 @@ func (sc *scratch) reset() {
 	sc.body = nil
 	sc.target = ""
 	sc.keyer = nil
+	sc.dlqSent, sc.dlqSuppressed = 0, 0
 	sc.dec.src.Reset(nil)
 	sc.b = record.Beacon{}
 	// Drop references into request memory; keep capacity.

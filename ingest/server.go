@@ -44,6 +44,7 @@ type Server struct {
 	ipLimit   *limiter          // nil: no per-IP limit
 	siteLimit *limiter          // nil: no per-site limit
 	sites     map[string][]byte // nil: no allow-list
+	mem       *budget           // bodies and inflate buffers in flight
 	clock     func() time.Time  // the limiters' clock; nil = time.Now (tests)
 	segment   segment           // the Segment tracking API (segment.go)
 	snowplow  *snowplowState    // the Snowplow endpoints (snowplow.go)
@@ -80,6 +81,7 @@ func New(cfg Config, sink Sink, ready func() (bool, string), log *zap.Logger) (*
 	if s.snowplow, err = newSnowplow(cfg); err != nil {
 		return nil, err
 	}
+	s.mem = newBudget(int64(cfg.MaxInflightBytes), cfg.ReadTimeout)
 	s.ipLimit = newLimiter(cfg.RateLimitPerIP, cfg.RateBurstPerIP, cfg.RateLimitMaxKeys)
 	s.siteLimit = newLimiter(cfg.RateLimitPerSite, cfg.RateBurstPerSite, cfg.RateLimitMaxKeys)
 	if len(cfg.Sites) > 0 {
@@ -90,6 +92,9 @@ func New(cfg Config, sink Sink, ready func() (bool, string), log *zap.Logger) (*
 	}
 	s.acker, _ = sink.(AckSink)
 	s.dlq, _ = sink.(DeadLetterSink)
+	if d, ok := sink.(interface{ DeadLettersOn() bool }); ok && !d.DeadLettersOn() {
+		s.dlq = nil // no topic: nothing to prepare, nothing to count as suppressed
+	}
 	for _, name := range cfg.AckRoutes {
 		for r := route(0); r < numRoutes; r++ {
 			if routeNames[r] == name {
@@ -102,25 +107,34 @@ func New(cfg Config, sink Sink, ready func() (bool, string), log *zap.Logger) (*
 	}
 	s.pool.New = func() any { return new(scratch) }
 	s.srv = &fasthttp.Server{
-		Handler:               s.Handle,
-		ErrorHandler:          s.handleReadError,
-		Name:                  "beacongate",
-		ReadBufferSize:        cfg.MaxHeaderBytes,
-		MaxRequestBodySize:    cfg.MaxBodyBytes,
-		ReadTimeout:           cfg.ReadTimeout,
-		WriteTimeout:          cfg.WriteTimeout,
-		IdleTimeout:           cfg.IdleTimeout,
-		MaxConnsPerIP:         cfg.MaxConnsPerIP,
-		NoDefaultContentType:  true,
-		CloseOnShutdown:       true,
-		SecureErrorLogMessage: true,
-		Logger:                fasthttpLogger{s.throttle},
+		Handler:            s.Handle,
+		ErrorHandler:       s.handleReadError,
+		Name:               "beacongate",
+		ReadBufferSize:     cfg.MaxHeaderBytes,
+		MaxRequestBodySize: cfg.MaxBodyBytes,
+		ReadTimeout:        cfg.ReadTimeout,
+		WriteTimeout:       cfg.WriteTimeout,
+		IdleTimeout:        cfg.IdleTimeout,
+		MaxConnsPerIP:      cfg.MaxConnsPerIP,
+		Concurrency:        cfg.Concurrency,
+		HeaderReceived:     s.headerReceived,
+		// No endpoint takes multipart bodies (415): do not parse them.
+		DisablePreParseMultipartForm: true,
+		NoDefaultContentType:         true,
+		CloseOnShutdown:              true,
+		SecureErrorLogMessage:        true,
+		Logger:                       fasthttpLogger{s.throttle},
 	}
+	// One line, so an operator sees which header sets client_ip (and the
+	// per-IP limit) without reading the docs.
+	log.Info("http server", zap.String("client_ip", s.proxies.describe()), zap.Strings("trusted_proxies", cfg.TrustedProxies),
+		zap.String("memory", describeBudget(cfg)))
 	return s, nil
 }
 
-// Serve serves HTTP on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+// Serve serves HTTP on ln until Shutdown. Connections whose first byte
+// cannot start a request are refused at once (sniff.go).
+func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(sniffListener{ln}) }
 
 // StartDraining turns /readyz to 503 so load balancers stop sending new
 // connections; requests are still served until Shutdown.
@@ -137,7 +151,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // tests that drive a RequestCtx directly).
 func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 	r := routeOther
+	held, refused := s.takeBody(ctx, false)
 	defer func() {
+		s.mem.release(held)
 		if p := recover(); p != nil {
 			// No input may crash the process: answer 500, count it, and log
 			// it as the bug it is.
@@ -149,7 +165,12 @@ func (s *Server) Handle(ctx *fasthttp.RequestCtx) {
 		}
 	}()
 	var status int
-	r, status = s.route(ctx)
+	if refused { // a 1-byte body got past the refusal (budget.go)
+		ctx.SetConnectionClose()
+		status = s.fail(ctx, errMemoryBudget, "")
+	} else {
+		r, status = s.route(ctx)
+	}
 	countRequest(r, status)
 	durationObs[r].Observe(time.Since(ctx.Time()).Seconds())
 }
@@ -197,6 +218,12 @@ func (s *Server) fail(ctx *fasthttp.RequestCtx, err error, allow string) int {
 // headers (431), oversize bodies (413), timeouts (408), malformed HTTP
 // (400). The connection is closed afterwards.
 func (s *Server) handleReadError(ctx *fasthttp.RequestCtx, err error) {
+	held, refused := s.takeBody(ctx, true)
+	s.mem.release(held)
+	if refused { // the body was not read: over the memory budget
+		countRequest(routeOther, s.fail(ctx, errMemoryBudget, ""))
+		return
+	}
 	var status int
 	var reason, msg string
 	var small *fasthttp.ErrSmallBuffer

@@ -98,7 +98,8 @@ func New(c Config) (*Keyer, error) {
 //
 // The key is the first non-empty source value, preceded by the prefix
 // source's value and ":" when a prefix is configured and present, cut to
-// MaxKeyBytes. It does not allocate when dst has room for the key.
+// MaxKeyBytes, and valid UTF-8 (utf8.go: invalid bytes become U+FFFD as
+// in the record's shard_key, so the two are the same bytes). It does not allocate when dst has room for the key.
 func (k *Keyer) AppendKey(dst []byte, ev Event) []byte {
 	var v []byte
 	for _, s := range k.sources {
@@ -112,16 +113,17 @@ func (k *Keyer) AppendKey(dst []byte, ev Event) []byte {
 	room := k.maxKeyLen
 	if k.prefix.Kind != 0 {
 		if p := ev.Lookup(k.prefix.Kind, k.prefix.Name); len(p) > 0 {
-			if len(p) >= room {
-				return append(dst, cut(p, room)...)
+			n := textLen(p)
+			if n >= room {
+				return appendText(dst, p, room)
 			}
-			dst = append(dst, p...)
-			room -= len(p)
+			dst = appendText(dst, p, room)
+			room -= n
 			dst = append(dst, ':')
 			room--
 		}
 	}
-	return append(dst, cut(v, room)...)
+	return appendText(dst, v, room)
 }
 
 // cut shortens b to at most n bytes without splitting a UTF-8 sequence:

@@ -65,6 +65,7 @@ func TestHostileInput(t *testing.T) {
 		{"deeply nested JSON", post("/i", "application/json", "", deep), []int{400}},
 		{"100K-event batch", post("/batch", "application/json", "", "["+strings.Repeat("{},", 99999)+"{}]"), []int{413}},
 		{"unknown method", "BREW /i HTTP/1.1\r\nHost: x\r\n\r\n", []int{405}},
+		{"binary first bytes (a TLS record), refused before the read timeout", "\x16\x03\x01\x00\x05hello", []int{400}},
 		{"absolute URI to another host", "GET http://evil.example/i?uid=1 HTTP/1.1\r\nHost: x\r\n\r\n", []int{200}},
 		{"path traversal", "GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n", []int{404, 400}},
 		{"metrics on the public port", "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", []int{404}},

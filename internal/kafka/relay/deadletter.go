@@ -8,6 +8,10 @@ import (
 	"github.com/beacongate/beacongate/internal/kafka/delivery"
 )
 
+// DeadLettersOn says whether DeadLetter sends anything (a dead-letter
+// topic is configured), so callers skip preparing dead letters otherwise.
+func (r *Relay) DeadLettersOn() bool { return r.cfg.DeadLetterTopic != "" }
+
 // DeadLetter implements ingest's DeadLetterSink: an event that could not
 // become a record goes to the dead-letter topic with its raw bytes (cut
 // to DeadLetterMaxBytes) and the reason in headers, so it can be
