@@ -16,7 +16,9 @@ import (
 // mutex (spaceSaving below), kept here as the measured reason for the
 // choice (docs/hotkeys.md).
 func BenchmarkHotKeys(b *testing.B) {
-	type valve interface{ Overflow(key []byte, now int64) bool }
+	type valve interface {
+		Overflow(key []byte, now int64) bool
+	}
 	loads := []struct {
 		name  string
 		hot   int // percent of records of the hot key

@@ -64,6 +64,7 @@ func (p *Producer) lookupTopic() bool {
 		p.log.Info("topic found", zap.String("topic", p.topic), zap.Int("partitions", len(tm.Partitions)),
 			zap.Int("max_message_bytes", maxBytes))
 	}
+	p.partitions.Store(int32(len(tm.Partitions)))
 	topicPartitions.Set(float64(len(tm.Partitions)))
 	return true
 }
