@@ -156,7 +156,7 @@ func (s *Server) produceAll(sc *scratch, bs BatchSink) {
 		if it.err = bs.Admit(sc.key, sc.out); it.err != nil {
 			continue
 		}
-		sp := recSpan{key: len(sc.recBuf)}
+		sp := recSpan{key: len(sc.recBuf), overflow: sc.b.Overflow}
 		sc.recBuf = append(sc.recBuf, sc.key...)
 		sp.end = len(sc.recBuf)
 		sc.recBuf = append(sc.recBuf, sc.out...)
@@ -169,7 +169,7 @@ func (s *Server) produceAll(sc *scratch, bs BatchSink) {
 	}
 	// Sliced only now: recBuf may have moved while it grew.
 	for _, sp := range sc.recSpans {
-		sc.recs = append(sc.recs, delivery.Record{Key: sc.recBuf[sp.key:sp.end:sp.end], Value: sc.recBuf[sp.end:sp.val:sp.val]})
+		sc.recs = append(sc.recs, delivery.Record{Key: sc.recBuf[sp.key:sp.end:sp.end], Value: sc.recBuf[sp.end:sp.val:sp.val], Overflow: sp.overflow})
 	}
 	n, err := bs.ProduceBatch(sc.recs, sc.ack)
 	for k, i := range sc.recIdx {

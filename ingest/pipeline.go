@@ -146,6 +146,7 @@ func (s *Server) encode(sc *scratch) {
 	sc.b.ShardKey = nil
 	sc.key = s.keyer.AppendKey(sc.key[:0], sc)
 	sc.b.ShardKey = sc.key
+	sc.b.Overflow = s.hot.Overflow(sc.key, sc.b.ReceivedAtMicros*1000)
 	sc.out = record.Append(sc.out[:0], &sc.b)
 }
 
@@ -153,7 +154,9 @@ func (s *Server) encode(sc *scratch) {
 func (s *Server) emit(sc *scratch) error {
 	s.encode(sc)
 	var err error
-	if sc.ack != nil {
+	if sc.b.Overflow {
+		err = s.overflow.ProduceOverflow(sc.key, sc.out, sc.ack)
+	} else if sc.ack != nil {
 		err = s.acker.ProduceAcked(sc.key, sc.out, sc.ack)
 	} else {
 		err = s.sink.Produce(sc.key, sc.out)
