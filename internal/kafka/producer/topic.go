@@ -55,6 +55,9 @@ func (p *Producer) lookupTopic() bool {
 			zap.String("topic", p.topic), zap.String("error", tm.Error.String()))
 		return false
 	}
+	// Before the topic counts as found (readiness): overflow records are
+	// spread over this many partitions (overflow.go).
+	p.partitions.Store(int32(len(tm.Partitions)))
 	first := !p.topicFound.Swap(true)
 	maxBytes := p.topicMaxBytes()
 	if maxBytes > 0 {
@@ -64,7 +67,6 @@ func (p *Producer) lookupTopic() bool {
 		p.log.Info("topic found", zap.String("topic", p.topic), zap.Int("partitions", len(tm.Partitions)),
 			zap.Int("max_message_bytes", maxBytes))
 	}
-	p.partitions.Store(int32(len(tm.Partitions)))
 	topicPartitions.Set(float64(len(tm.Partitions)))
 	return true
 }
