@@ -122,8 +122,15 @@ func runSkew(t *testing.T, args ...string) (*gateway, []skewRecord) {
 		t.Fatal(err)
 	}
 
+	return g, readRecords(t, b.Addr(), skewEvents)
+}
+
+// readRecords reads n records of topic beacons back with franz-go, and
+// fails the test unless there are exactly n, each once.
+func readRecords(t *testing.T, addr string, n int) []skewRecord {
+	t.Helper()
 	var out []skewRecord
-	for _, r := range kafkatest.Consume(t, b.Addr(), "beacons", skewEvents, 30*time.Second) {
+	for _, r := range kafkatest.Consume(t, addr, "beacons", n, 30*time.Second) {
 		var rec beaconv1.Beacon
 		if err := proto.Unmarshal(r.Value, &rec); err != nil {
 			t.Fatal(err)
@@ -142,8 +149,8 @@ func runSkew(t *testing.T, args ...string) (*gateway, []skewRecord) {
 		}
 		out = append(out, sr)
 	}
-	if len(out) != skewEvents {
-		t.Fatalf("%d records in Kafka for %d events sent", len(out), skewEvents)
+	if len(out) != n {
+		t.Fatalf("%d records in Kafka for %d events sent", len(out), n)
 	}
 	seen := map[string]bool{}
 	for _, r := range out {
@@ -153,14 +160,15 @@ func runSkew(t *testing.T, args ...string) (*gateway, []skewRecord) {
 		}
 		seen[id] = true
 	}
-	return g, out
+	return out
 }
 
 // skewCheck sorts records by key, and for each key checks that its
 // records not marked overflow are all on the key's partition in the order
 // sent. It returns the records per partition and the overflow records.
-func skewCheck(t *testing.T, recs []skewRecord) (perPartition [skewPartitions]int, overflow []skewRecord) {
+func skewCheck(t *testing.T, recs []skewRecord, partitions int32) (perPartition []int, overflow []skewRecord) {
 	t.Helper()
+	perPartition = make([]int, partitions)
 	byKey := map[string][]skewRecord{}
 	for _, r := range recs {
 		perPartition[r.partition]++
@@ -174,7 +182,7 @@ func skewCheck(t *testing.T, recs []skewRecord) (perPartition [skewPartitions]in
 		byKey[r.key] = append(byKey[r.key], r)
 	}
 	for key, rs := range byKey {
-		home := shard.Partition([]byte(key), skewPartitions)
+		home := shard.Partition([]byte(key), partitions)
 		sort.Slice(rs, func(i, j int) bool { return rs[i].offset < rs[j].offset })
 		for i, r := range rs {
 			if r.partition != home {
@@ -195,7 +203,7 @@ func skewCheck(t *testing.T, recs []skewRecord) (perPartition [skewPartitions]in
 // key's partition in order.
 func TestHotKeySpreadsOverflow(t *testing.T) {
 	g, recs := runSkew(t, "-shard.hot-key-rate", "5", "-shard.hot-key-burst", "50")
-	perPartition, overflow := skewCheck(t, recs)
+	perPartition, overflow := skewCheck(t, recs, skewPartitions)
 	t.Logf("records per partition (fair share %d): %v; %d overflowed", skewFair, perPartition, len(overflow))
 	for p, n := range perPartition {
 		if n > 3*skewFair {
@@ -237,7 +245,7 @@ func TestHotKeySpreadsOverflow(t *testing.T) {
 // valve is for).
 func TestHotKeyValveOff(t *testing.T) {
 	g, recs := runSkew(t)
-	perPartition, overflow := skewCheck(t, recs)
+	perPartition, overflow := skewCheck(t, recs, skewPartitions)
 	if len(overflow) != 0 {
 		t.Fatalf("%d records marked overflow with the valve off", len(overflow))
 	}
