@@ -45,9 +45,10 @@ type skewRecord struct {
 }
 
 // runSkew runs the real gateway (librdkafka) against kfake with args,
-// sends the skewed load, each key's events in order, and reads every
+// sends the skewed load, each key's events in order, calls after (if not
+// nil), which returns how many more events it sent, and reads every
 // record back with franz-go.
-func runSkew(t *testing.T, args ...string) (*gateway, []skewRecord) {
+func runSkew(t *testing.T, after func(g *gateway, seq int) int, args ...string) (*gateway, []skewRecord) {
 	t.Helper()
 	b, err := embedded.Start(embedded.Config{Listen: "127.0.0.1:0", Partitions: skewPartitions, Topics: []string{"beacons"}}, zap.NewNop())
 	if err != nil {
@@ -121,8 +122,11 @@ func runSkew(t *testing.T, args ...string) (*gateway, []skewRecord) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-
-	return g, readRecords(t, b.Addr(), skewEvents)
+	n := skewEvents
+	if after != nil {
+		n += after(g, skewHotRounds*2*skewHotPer)
+	}
+	return g, readRecords(t, b.Addr(), n)
 }
 
 // readRecords reads n records of topic beacons back with franz-go, and
@@ -202,15 +206,44 @@ func skewCheck(t *testing.T, recs []skewRecord, partitions int32) (perPartition 
 // marked (all the quiet keys', the hot key's within its rate) is on its
 // key's partition in order.
 func TestHotKeySpreadsOverflow(t *testing.T) {
-	g, recs := runSkew(t, "-shard.hot-key-rate", "5", "-shard.hot-key-burst", "50")
+	const cool = 5
+	hotNow := -1.0
+	g, recs := runSkew(t, func(g *gateway, seq int) int {
+		// At once, while the key is hot; then the key slows down to 4/s,
+		// below its rate: these records must stay on its partition, in
+		// order, and a second later it no longer counts as hot.
+		hotNow = metric(t, g, "beacongate_shard_hot_keys")
+		for i := range cool {
+			time.Sleep(250 * time.Millisecond)
+			resp, err := http.Get(fmt.Sprintf("http://%s/i?uid=%s&seq=%d", g.http, skewHotKey, seq+i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("status %d", resp.StatusCode)
+			}
+		}
+		return cool
+	}, "-shard.hot-key-rate", "5", "-shard.hot-key-burst", "50")
 	perPartition, overflow := skewCheck(t, recs, skewPartitions)
+	if hotNow != 1 {
+		t.Fatalf("beacongate_shard_hot_keys = %v right after the load, want 1", hotNow)
+	}
+	hotTotal := skewHotRounds * 2 * skewHotPer
+	for _, r := range recs {
+		if r.key == skewHotKey && r.seq >= hotTotal && r.marked {
+			t.Fatalf("record %d, sent below the rate after the load, overflowed: the key did not cool down", r.seq)
+		}
+	}
+	// skewCheck put them on the key's partition, in order, behind the rest.
+	kafkatest.WaitFor(t, "the key to cool down", 5*time.Second, func() bool { return metric(t, g, "beacongate_shard_hot_keys") == 0 })
 	t.Logf("records per partition (fair share %d): %v; %d overflowed", skewFair, perPartition, len(overflow))
 	for p, n := range perPartition {
 		if n > 3*skewFair {
 			t.Fatalf("partition %d holds %d records, more than 3× its fair share %d: %v", p, n, skewFair, perPartition)
 		}
 	}
-	hotTotal := skewHotRounds * 2 * skewHotPer
 	// All but the burst (50) and the rate (5/s over the run) overflow.
 	if len(overflow) < hotTotal-200 {
 		t.Fatalf("%d of the hot key's %d records overflowed, want all but its burst and rate", len(overflow), hotTotal)
@@ -244,7 +277,7 @@ func TestHotKeySpreadsOverflow(t *testing.T) {
 // hot key's partition then takes far more than 3× its share (the load the
 // valve is for).
 func TestHotKeyValveOff(t *testing.T) {
-	g, recs := runSkew(t)
+	g, recs := runSkew(t, nil)
 	perPartition, overflow := skewCheck(t, recs, skewPartitions)
 	if len(overflow) != 0 {
 		t.Fatalf("%d records marked overflow with the valve off", len(overflow))
