@@ -41,7 +41,8 @@ const (
 
 // hotSlots bounds the table of keys that overflowed recently, which
 // serves the hot-keys gauge, the "became hot" log line and the debug
-// list; a key beyond it still overflows, it is only not listed.
+// list; a key beyond it still overflows, it is only not listed (nor
+// logged) until a listed key cools down.
 const hotSlots = 32
 
 // hotKeyBytes is how much of a hot key the table keeps, for the logs.
@@ -61,7 +62,8 @@ type HotKeys struct {
 	cells     [sketchRows][sketchWidth]atomic.Int64
 
 	slots  [hotSlots]hotSlot
-	mu     sync.Mutex // inserting into slots
+	mu     sync.Mutex   // inserting into slots
+	full   atomic.Int64 // when insert last found every slot hot
 	listed atomic.Int64
 	log    *zap.Logger
 	thr    *throttle.Logger
@@ -97,6 +99,7 @@ func NewHotKeys(c Config, log *zap.Logger) *HotKeys {
 			h.cells[r][i].Store(math.MinInt64)
 		}
 	}
+	h.full.Store(math.MinInt64)
 	activeHotKeys.Store(h)
 	return h
 }
@@ -177,11 +180,17 @@ func (h *HotKeys) overflowed(hash uint64, key []byte, now int64) {
 			return
 		}
 	}
+	// With every slot hot, the lock is not tried again for a while: many
+	// keys overflowing at once must not all queue on it.
+	if f := h.full.Load(); f != math.MinInt64 && now >= f && now-f < int64(coolAfter/10) {
+		return
+	}
 	h.insert(hash, key, now)
 }
 
-// insert lists a key that became hot, in a free or cooled slot, or in
-// place of the one that overflowed longest ago when all are hot.
+// insert lists a key that became hot in a free or cooled slot. When all
+// are hot, the key overflows unlisted: the hot keys already listed stay
+// (they are the ones a reader of the log was told about).
 func (h *HotKeys) insert(hash uint64, key []byte, now int64) {
 	h.mu.Lock()
 	victim := -1
@@ -192,13 +201,14 @@ func (h *HotKeys) insert(hash uint64, key []byte, now int64) {
 			h.mu.Unlock() // another request listed it meanwhile
 			s.overflowed.Add(1)
 			return
-		case hs == 0:
-			if victim < 0 || h.slots[victim].hash.Load() != 0 {
-				victim = i
-			}
-		case victim < 0 || (h.slots[victim].hash.Load() != 0 && s.last.Load() < h.slots[victim].last.Load()):
+		case victim < 0 && (hs == 0 || now-s.last.Load() >= int64(coolAfter)):
 			victim = i
 		}
+	}
+	if victim < 0 {
+		h.full.Store(now)
+		h.mu.Unlock()
+		return
 	}
 	s := &h.slots[victim]
 	s.hash.Store(0)

@@ -175,8 +175,21 @@ func TestHotKeysTableBounded(t *testing.T) {
 			t.Fatalf("listed key of %d bytes, want it cut to %d", len(k.Key), hotKeyBytes)
 		}
 	}
+	for _, k := range hot {
+		if n, _ := strconv.Atoi(strings.TrimPrefix(strings.TrimRight(k.Key, "x"), "k")); n >= hotSlots {
+			t.Fatalf("key %q listed: a full table must keep the keys it listed first", k.Key)
+		}
+	}
 	// Throttled: the first line, the rest suppressed within 10s.
 	if n := logs.FilterMessageSnippet("became hot").Len(); n != 1 {
 		t.Fatalf("%d 'became hot' lines for %d keys at once, want 1 (throttled)", n, 10*hotSlots)
+	}
+	// Once they cooled down, a new hot key takes a slot.
+	later := now + 2*int64(time.Second)
+	for range 3 {
+		h.Overflow([]byte("late"), later)
+	}
+	if hot := h.Hot(time.Unix(0, later), 1000); len(hot) != 1 || hot[0].Key != "late" {
+		t.Fatalf("after the others cooled down, Hot() = %+v, want only the new hot key", hot)
 	}
 }
