@@ -143,9 +143,7 @@ func (s *Server) serveBatch(ctx *fasthttp.RequestCtx, path, query []byte) int {
 // Kafka could never take, and hands the rest to the sink in one call, so
 // that they are taken all or none.
 func (s *Server) produceAll(sc *scratch, bs BatchSink) {
-	sc.recBuf = sc.recBuf[:0]
-	sc.recSpans = sc.recSpans[:0]
-	sc.recIdx = sc.recIdx[:0]
+	sc.stageReset()
 	for i := range sc.items {
 		it := &sc.items[i]
 		if it.err != nil {
@@ -157,30 +155,51 @@ func (s *Server) produceAll(sc *scratch, bs BatchSink) {
 		if it.err = bs.Admit(sc.key, sc.out); it.err != nil {
 			continue
 		}
-		sp := recSpan{key: len(sc.recBuf)}
-		sc.recBuf = append(sc.recBuf, sc.key...)
-		sp.end = len(sc.recBuf)
-		sc.recBuf = append(sc.recBuf, sc.out...)
-		sp.val = len(sc.recBuf)
-		sc.recSpans = append(sc.recSpans, sp)
-		sc.recIdx = append(sc.recIdx, i)
+		sc.stage(i)
 	}
+	sc.produceStaged(bs)
+}
+
+// stageReset empties the batch's staged records.
+func (sc *scratch) stageReset() {
+	sc.recBuf = sc.recBuf[:0]
+	sc.recSpans = sc.recSpans[:0]
+	sc.recIdx = sc.recIdx[:0]
+}
+
+// stage copies the record just encoded (sc.key, sc.out, its overflow
+// mark) for item i into the batch's buffer.
+func (sc *scratch) stage(i int) {
+	sp := recSpan{key: len(sc.recBuf), overflow: sc.b.Overflow}
+	sc.recBuf = append(sc.recBuf, sc.key...)
+	sp.end = len(sc.recBuf)
+	sc.recBuf = append(sc.recBuf, sc.out...)
+	sp.val = len(sc.recBuf)
+	sc.recSpans = append(sc.recSpans, sp)
+	sc.recIdx = append(sc.recIdx, i)
+}
+
+// produceStaged hands the staged records to bs in one call, so that they
+// are taken all or none, marks their items taken (or failed), counts
+// them, and returns how many were taken.
+func (sc *scratch) produceStaged(bs BatchSink) int {
 	if len(sc.recIdx) == 0 {
-		return
+		return 0
 	}
 	// Sliced only now: recBuf may have moved while it grew.
 	for _, sp := range sc.recSpans {
-		sc.recs = append(sc.recs, delivery.Record{Key: sc.recBuf[sp.key:sp.end:sp.end], Value: sc.recBuf[sp.end:sp.val:sp.val]})
+		sc.recs = append(sc.recs, delivery.Record{Key: sc.recBuf[sp.key:sp.end:sp.end], Value: sc.recBuf[sp.end:sp.val:sp.val], Overflow: sp.overflow})
 	}
 	n, err := bs.ProduceBatch(sc.recs, sc.ack)
 	for k, i := range sc.recIdx {
 		if k < n {
 			sc.items[i].ok = true
-			acceptedByKind[record.KindBatchEvent].Inc()
 		} else {
 			sc.items[i].err = err
 		}
 	}
+	acceptedByKind[record.KindBatchEvent].Add(float64(n))
+	return n
 }
 
 // appendJSONString appends s as a JSON string literal.

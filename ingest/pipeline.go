@@ -155,14 +155,23 @@ func (s *Server) encode(sc *scratch) {
 	}
 	sc.key = keyer.AppendKey(sc.key[:0], sc)
 	sc.b.ShardKey = sc.key
+	sc.b.Overflow = s.hot.Overflow(sc.key, sc.b.ReceivedAtMicros*1000)
 	sc.out = record.Append(sc.out[:0], &sc.b)
 }
 
 // emit encodes the event's record and produces it.
 func (s *Server) emit(sc *scratch) error {
 	s.encode(sc)
+	return s.produceEncoded(sc)
+}
+
+// produceEncoded produces the record in sc.key and sc.out: a hot key's
+// overflow through the overflow sink, else acknowledged or not.
+func (s *Server) produceEncoded(sc *scratch) error {
 	var err error
-	if sc.ack != nil {
+	if sc.b.Overflow {
+		err = s.overflow.ProduceOverflow(sc.key, sc.out, sc.ack)
+	} else if sc.ack != nil {
 		err = s.acker.ProduceAcked(sc.key, sc.out, sc.ack)
 	} else {
 		err = s.sink.Produce(sc.key, sc.out)

@@ -58,7 +58,10 @@ type batchItem struct {
 }
 
 // recSpan locates one encoded record of a batch in scratch.recBuf.
-type recSpan struct{ key, end, val int }
+type recSpan struct {
+	key, end, val int
+	overflow      bool // a hot key's overflow (hotkeys.go)
+}
 
 func (sc *scratch) reset() {
 	sc.ctx = nil

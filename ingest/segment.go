@@ -534,23 +534,14 @@ func (s *Server) segmentEncode(sc *scratch) {
 	sc.b.ShardKey = nil
 	sc.key = s.segment.keyer.AppendKey(sc.key[:0], (*segmentKeyed)(sc))
 	sc.b.ShardKey = sc.key
+	sc.b.Overflow = s.hot.Overflow(sc.key, sc.b.ReceivedAtMicros*1000)
 	sc.out = record.Append(sc.out[:0], &sc.b)
 }
 
 // segmentProduce encodes and produces the current record.
 func (s *Server) segmentProduce(sc *scratch) error {
 	s.segmentEncode(sc)
-	var err error
-	if sc.ack != nil {
-		err = s.acker.ProduceAcked(sc.key, sc.out, sc.ack)
-	} else {
-		err = s.sink.Produce(sc.key, sc.out)
-	}
-	if err != nil {
-		return err
-	}
-	acceptedByKind[sc.b.Kind].Inc()
-	return nil
+	return s.produceEncoded(sc)
 }
 
 // appendReceivedAt appends us as Segment writes its receivedAt: ISO 8601

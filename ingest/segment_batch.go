@@ -9,7 +9,6 @@ import (
 
 	"github.com/beacongate/beacongate/ingest/event"
 	"github.com/beacongate/beacongate/ingest/record"
-	"github.com/beacongate/beacongate/internal/kafka/delivery"
 	"github.com/beacongate/beacongate/internal/status"
 )
 
@@ -96,11 +95,7 @@ func (s *Server) serveSegmentBatch(ctx *fasthttp.RequestCtx, path, query []byte)
 		return s.segmentFail(ctx, err, "")
 	}
 	bs, batched := s.sink.(BatchSink)
-	if batched {
-		sc.recBuf = sc.recBuf[:0]
-		sc.recSpans = sc.recSpans[:0]
-		sc.recIdx = sc.recIdx[:0]
-	}
+	sc.stageReset()
 	for i := range sc.items {
 		it := &sc.items[i]
 		if it.err != nil {
@@ -120,27 +115,10 @@ func (s *Server) serveSegmentBatch(ctx *fasthttp.RequestCtx, path, query []byte)
 		if it.err = bs.Admit(sc.key, sc.out); it.err != nil {
 			continue
 		}
-		sp := recSpan{key: len(sc.recBuf)}
-		sc.recBuf = append(sc.recBuf, sc.key...)
-		sp.end = len(sc.recBuf)
-		sc.recBuf = append(sc.recBuf, sc.out...)
-		sp.val = len(sc.recBuf)
-		sc.recSpans = append(sc.recSpans, sp)
-		sc.recIdx = append(sc.recIdx, i)
+		sc.stage(i)
 	}
-	if batched && len(sc.recIdx) > 0 {
-		for _, sp := range sc.recSpans {
-			sc.recs = append(sc.recs, delivery.Record{Key: sc.recBuf[sp.key:sp.end:sp.end], Value: sc.recBuf[sp.end:sp.val:sp.val]})
-		}
-		n, err := bs.ProduceBatch(sc.recs, sc.ack)
-		for k, i := range sc.recIdx {
-			if k < n {
-				sc.items[i].ok = true
-				acceptedByKind[record.KindBatchEvent].Inc()
-			} else {
-				sc.items[i].err = err
-			}
-		}
+	if batched {
+		sc.produceStaged(bs)
 	}
 
 	accepted, rejected := 0, 0

@@ -29,6 +29,8 @@ type Server struct {
 	sink      Sink
 	ready     func() (bool, string)
 	keyer     *shard.Keyer
+	hot       *shard.HotKeys // nil: the hot-key valve is off
+	overflow  OverflowSink   // set when hot is
 	cors      cors
 	ids       *requestIDs
 	gatewayID []byte
@@ -89,6 +91,9 @@ func New(cfg Config, sink Sink, ready func() (bool, string), log *zap.Logger) (*
 		for sid, key := range cfg.Sites {
 			s.sites[sid] = []byte(key)
 		}
+	}
+	if s.hot, s.overflow, err = newHotKeys(cfg.Shard, sink, log); err != nil {
+		return nil, err
 	}
 	s.acker, _ = sink.(AckSink)
 	s.dlq, _ = sink.(DeadLetterSink)

@@ -16,7 +16,6 @@ import (
 	"github.com/beacongate/beacongate/ingest/form"
 	"github.com/beacongate/beacongate/ingest/record"
 	"github.com/beacongate/beacongate/ingest/snowplow"
-	"github.com/beacongate/beacongate/internal/kafka/delivery"
 	"github.com/beacongate/beacongate/internal/status"
 	"github.com/beacongate/beacongate/shard"
 )
@@ -442,9 +441,7 @@ func (s *Server) serveTP2(ctx *fasthttp.RequestCtx, path, query []byte) int {
 func (s *Server) produceTP2(sc *scratch) {
 	nq, nb := len(sc.params), len(sc.buf) // the query's parameters come first in every record
 	bs, batch := s.sink.(BatchSink)
-	sc.recBuf = sc.recBuf[:0]
-	sc.recSpans = sc.recSpans[:0]
-	sc.recIdx = sc.recIdx[:0]
+	sc.stageReset()
 	for i := range sc.items {
 		it := &sc.items[i]
 		if it.err != nil {
@@ -474,28 +471,9 @@ func (s *Server) produceTP2(sc *scratch) {
 		if it.err = bs.Admit(sc.key, sc.out); it.err != nil {
 			continue
 		}
-		sp := recSpan{key: len(sc.recBuf)}
-		sc.recBuf = append(sc.recBuf, sc.key...)
-		sp.end = len(sc.recBuf)
-		sc.recBuf = append(sc.recBuf, sc.out...)
-		sp.val = len(sc.recBuf)
-		sc.recSpans = append(sc.recSpans, sp)
-		sc.recIdx = append(sc.recIdx, i)
+		sc.stage(i)
 	}
-	if !batch || len(sc.recIdx) == 0 {
-		return
-	}
-	for _, sp := range sc.recSpans {
-		sc.recs = append(sc.recs, delivery.Record{Key: sc.recBuf[sp.key:sp.end:sp.end], Value: sc.recBuf[sp.end:sp.val:sp.val]})
-	}
-	n, err := bs.ProduceBatch(sc.recs, sc.ack)
-	for k, i := range sc.recIdx {
-		if k < n {
-			sc.items[i].ok = true
-			acceptedByKind[record.KindBatchEvent].Inc()
-			snowplowEventsTotal.Inc()
-		} else {
-			sc.items[i].err = err
-		}
+	if batch {
+		snowplowEventsTotal.Add(float64(sc.produceStaged(bs)))
 	}
 }

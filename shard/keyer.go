@@ -29,6 +29,14 @@ type Config struct {
 	// key may be up to 3 bytes shorter). The cut is deterministic, so per-key order still holds for
 	// the truncated key; ids that differ only past the cap share a key.
 	MaxKeyBytes int
+	// HotKeyRate is the hot-key valve (hotkey.go, docs/hotkeys.md): a
+	// key's records above this many per second, per gateway, are overflow,
+	// spread over the partitions. 0 = off: every record stays on its key's
+	// partition.
+	HotKeyRate float64
+	// HotKeyBurst is how many records a key may send at once before its
+	// rate counts; 0 = one second of HotKeyRate.
+	HotKeyBurst int
 }
 
 // Validate reports whether c can be used by New.
@@ -59,6 +67,9 @@ func (c Config) compile() (srcs []Source, prefix Source, maxLen int, err error) 
 	case maxLen < MinMaxKeyBytes || maxLen > MaxMaxKeyBytes:
 		return nil, Source{}, 0, fmt.Errorf("shard: Config.MaxKeyBytes = %d: want 0 (default %d) or %d..%d",
 			maxLen, DefaultMaxKeyBytes, MinMaxKeyBytes, MaxMaxKeyBytes)
+	}
+	if err := c.validateHotKeys(); err != nil {
+		return nil, Source{}, 0, err
 	}
 	return srcs, prefix, maxLen, nil
 }

@@ -180,6 +180,8 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.ingest.Shard.Sources, "shard.key", shard.DefaultSources, "ordered shard-key sources: query:NAME, json:NAME, header:NAME, cookie:NAME, ip")
 	fs.StringVar(&o.ingest.Shard.Prefix, "shard.prefix", "", "optional source of a site/tenant prefix for the key, e.g. query:sid")
 	fs.IntVar(&o.ingest.Shard.MaxKeyBytes, "shard.max-key-bytes", shard.DefaultMaxKeyBytes, "longest shard key; longer keys are cut")
+	fs.Float64Var(&o.ingest.Shard.HotKeyRate, "shard.hot-key-rate", 0, "records per second of one key, per gateway, above which its records are overflow: marked and spread over the partitions (docs/hotkeys.md); 0: off")
+	fs.IntVar(&o.ingest.Shard.HotKeyBurst, "shard.hot-key-burst", 0, "records a key may send at once before -shard.hot-key-rate counts; 0: one second of the rate")
 
 	fs.IntVar(&o.ingest.MaxBodyBytes, "http.max-body-bytes", 1<<20, "largest request body (413 above)")
 	fs.IntVar(&o.ingest.MaxHeaderBytes, "http.max-header-bytes", 16<<10, "largest request line plus headers (431 above)")

@@ -15,6 +15,9 @@ import (
 // Record is one encoded record and its shard key.
 type Record struct {
 	Key, Value []byte
+	// Overflow marks a hot key's record above its rate, spread over the
+	// partitions instead of going to its key's (docs/hotkeys.md).
+	Overflow bool
 }
 
 // Header is a Kafka record header.

@@ -68,6 +68,10 @@ type Producer struct {
 	// seeded from Config.TopicMaxBytes).
 	topicFound atomic.Bool
 	maxRecord  atomic.Int64
+	// partitions is the topic's partition count (0 until discoverTopic
+	// found it), and spread the round-robin over them (overflow.go).
+	partitions atomic.Int32
+	spread     atomic.Uint32
 	stop       chan struct{}
 	closeOnce  sync.Once
 	loopDone   chan struct{}
@@ -225,6 +229,12 @@ func (p *Producer) Produce(key, value []byte) error {
 }
 
 func (p *Producer) produce(topic string, key, value []byte, headers []delivery.Header, opaque any) error {
+	return p.produceTo(topic, kafka.PartitionAny, key, value, headers, nil, opaque)
+}
+
+// produceTo is produce to a chosen partition (kafka.PartitionAny: the
+// key's), with kh, headers the caller keeps unchanged, before headers.
+func (p *Producer) produceTo(topic string, partition int32, key, value []byte, headers []delivery.Header, kh []kafka.Header, opaque any) error {
 	if len(key) == 0 {
 		key = nil
 	}
@@ -235,10 +245,11 @@ func (p *Producer) produce(topic string, key, value []byte, headers []delivery.H
 		}
 	}
 	msg := kafka.Message{
-		TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: kafka.PartitionAny},
+		TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: partition},
 		Key:            key,
 		Value:          value,
 		Opaque:         opaque,
+		Headers:        kh,
 	}
 	for _, h := range headers {
 		msg.Headers = append(msg.Headers, kafka.Header{Key: h.Key, Value: h.Value})

@@ -55,6 +55,9 @@ func (p *Producer) lookupTopic() bool {
 			zap.String("topic", p.topic), zap.String("error", tm.Error.String()))
 		return false
 	}
+	// Before the topic counts as found (readiness): overflow records are
+	// spread over this many partitions (overflow.go).
+	p.partitions.Store(int32(len(tm.Partitions)))
 	first := !p.topicFound.Swap(true)
 	maxBytes := p.topicMaxBytes()
 	if maxBytes > 0 {

@@ -131,9 +131,12 @@ var ErrSpoolFull = status.Retry(http.StatusServiceUnavailable, "spool_full", "Ka
 type Relay struct {
 	cfg   Config
 	kafka Kafka
-	sp    *Spools // nil: no spool, Kafka's backpressure goes to the client
-	log   *zap.Logger
-	thr   *throttle.Logger
+	// spread is kafka's ProduceOverflow, nil if it has none: overflow
+	// records then go to their key's partition, still marked (overflow.go).
+	spread overflowKafka
+	sp     *Spools // nil: no spool, Kafka's backpressure goes to the client
+	log    *zap.Logger
+	thr    *throttle.Logger
 
 	// route: records may go straight to Kafka (Kafka was ready at the last
 	// check, or the start grace is not over). healthy: Kafka was ready at
@@ -175,6 +178,7 @@ func New(cfg Config, k Kafka, sp *Spools, log *zap.Logger) (*Relay, error) {
 	}
 	r := &Relay{cfg: cfg, kafka: k, sp: sp, log: log, thr: throttle.New(log, 10*time.Second),
 		started: time.Now(), wake: make(chan struct{}, 1), stop: make(chan struct{}), abort: make(chan struct{})}
+	r.spread, _ = k.(overflowKafka)
 	r.route.Store(true) // while librdkafka connects: see StartGrace
 	r.checkState()
 	if sp != nil {
@@ -246,23 +250,26 @@ func isBackpressure(err error) bool {
 func (r *Relay) Admit(key, value []byte) error { return r.kafka.Admit(len(key), len(value)) }
 
 // Produce implements ingest.Sink.
-func (r *Relay) Produce(key, value []byte) error { return r.produce(key, value, nil) }
+func (r *Relay) Produce(key, value []byte) error { return r.produce(key, value, nil, false) }
 
 // ProduceAcked produces a record whose safety the request waits for.
 func (r *Relay) ProduceAcked(key, value []byte, a *delivery.Ack) error {
-	return r.produce(key, value, a)
+	return r.produce(key, value, a, false)
 }
 
-func (r *Relay) produce(key, value []byte, a *delivery.Ack) error {
+// produce routes one record; overflow says it is a hot key's overflow,
+// spread over the partitions when it goes straight to Kafka (a spooled
+// one is recognized by its value when replayed, see overflow.go).
+func (r *Relay) produce(key, value []byte, a *delivery.Ack, overflow bool) error {
 	if err := r.kafka.Admit(len(key), len(value)); err != nil {
 		return err
 	}
 	if r.sp == nil {
-		return r.direct(key, value, a)
+		return r.direct(key, value, a, overflow)
 	}
 	r.entering.Add(1)
 	if !r.spooling.Load() && r.route.Load() {
-		err := r.direct(key, value, a)
+		err := r.direct(key, value, a, overflow)
 		r.entering.Add(-1)
 		if !isBackpressure(err) {
 			return err
@@ -271,7 +278,7 @@ func (r *Relay) produce(key, value []byte, a *delivery.Ack) error {
 		r.entering.Add(-1)
 	}
 	r.mu.Lock()
-	err := r.toSpoolLocked(key, value, a)
+	err := r.toSpoolLocked(key, value, a, overflow)
 	r.mu.Unlock()
 	return r.spoolError(err)
 }
@@ -279,12 +286,12 @@ func (r *Relay) produce(key, value []byte, a *delivery.Ack) error {
 // toSpoolLocked appends one record to the main lane, first switching to
 // spooling (or, if the replayer drained the spool since the caller looked,
 // going direct). r.mu is held.
-func (r *Relay) toSpoolLocked(key, value []byte, a *delivery.Ack) error {
+func (r *Relay) toSpoolLocked(key, value []byte, a *delivery.Ack, overflow bool) error {
 	if !r.spooling.Load() {
 		if r.route.Load() {
 			// Between the caller's look and the lock, the replayer drained
 			// the spool: go direct, still in order.
-			if err := r.direct(key, value, a); !isBackpressure(err) {
+			if err := r.direct(key, value, a, overflow); !isBackpressure(err) {
 				return err
 			}
 		}
@@ -349,7 +356,10 @@ func (r *Relay) startSpoolingLocked(why string) {
 	r.log.Warn("spooling started: records go to the disk spool until Kafka takes them again", zap.String("reason", reason))
 }
 
-func (r *Relay) direct(key, value []byte, a *delivery.Ack) error {
+func (r *Relay) direct(key, value []byte, a *delivery.Ack, overflow bool) error {
+	if overflow && r.spread != nil {
+		return r.directOverflow(key, value, a)
+	}
 	if a == nil {
 		return r.kafka.Produce(key, value)
 	}
@@ -383,7 +393,7 @@ func (r *Relay) ProduceBatch(recs []delivery.Record, a *delivery.Ack) (int, erro
 			return 0, errBatchNoRoom
 		}
 		for i, rec := range recs {
-			if err := r.direct(rec.Key, rec.Value, a); err != nil {
+			if err := r.direct(rec.Key, rec.Value, a, rec.Overflow); err != nil {
 				return i, err
 			}
 		}
@@ -394,7 +404,7 @@ func (r *Relay) ProduceBatch(recs []delivery.Record, a *delivery.Ack) (int, erro
 		i := 0
 		var err error
 		for ; i < len(recs); i++ {
-			if err = r.direct(recs[i].Key, recs[i].Value, a); err != nil {
+			if err = r.direct(recs[i].Key, recs[i].Value, a, recs[i].Overflow); err != nil {
 				break
 			}
 		}
@@ -436,7 +446,7 @@ func (r *Relay) spoolBatch(recs []delivery.Record, a *delivery.Ack, mustTakeAll 
 		if r.route.Load() && !mustTakeAll && r.roomFor(len(recs), size) {
 			// The replayer drained the spool since the caller looked.
 			for i, rec := range recs {
-				if err := r.direct(rec.Key, rec.Value, a); err != nil {
+				if err := r.direct(rec.Key, rec.Value, a, rec.Overflow); err != nil {
 					if !isBackpressure(err) {
 						return i, err
 					}

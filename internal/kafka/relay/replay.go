@@ -170,7 +170,7 @@ func (rd *round) Failed(key, value []byte, f *delivery.Failure) {
 func (rd *round) produce(recs []delivery.Record) []delivery.Record {
 	for i, rec := range recs {
 		rd.add()
-		if err := rd.r.kafka.ProduceTracked(rec.Key, rec.Value, rd); err != nil {
+		if err := rd.r.produceReplayed(rec.Key, rec.Value, rd); err != nil {
 			rd.r.replayOut.Add(-1)
 			rd.finish()
 			return recs[i:]
@@ -246,7 +246,7 @@ func (r *Relay) replayRound(lane *spool.Spool, name string, mayHandOff bool) (in
 			return nil
 		}
 		rd.add()
-		if perr := r.kafka.ProduceTracked(key, value, rd); perr != nil {
+		if perr := r.produceReplayed(key, value, rd); perr != nil {
 			r.replayOut.Add(-1)
 			rd.finish()
 			produceErr = perr
