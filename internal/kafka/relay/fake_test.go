@@ -28,6 +28,8 @@ type fakeKafka struct {
 	log        []string // delivered to the topic, in order
 	dlq        []string
 	failNext   map[string]*delivery.Failure // value → failure, once
+	failEvery  map[string]*delivery.Failure // value → failure, every time
+	failures   int                          // failures reported
 	up         atomic.Bool
 	full       atomic.Bool
 	claimReady atomic.Bool // Ready says yes while nothing is delivered
@@ -46,7 +48,7 @@ type fakeMsg struct {
 var errFull = status.Retry(http.StatusServiceUnavailable, "queue_full", "queue full", time.Second)
 
 func newFake(t *testing.T) *fakeKafka {
-	k := &fakeKafka{queueMax: 100000, maxRecord: 1 << 20, failNext: map[string]*delivery.Failure{}, stop: make(chan struct{})}
+	k := &fakeKafka{queueMax: 100000, maxRecord: 1 << 20, failNext: map[string]*delivery.Failure{}, failEvery: map[string]*delivery.Failure{}, stop: make(chan struct{})}
 	k.cond = sync.NewCond(&k.mu)
 	go k.run()
 	t.Cleanup(func() {
@@ -72,6 +74,20 @@ func (k *fakeKafka) failOnce(value string, code string, class delivery.Class) {
 	k.mu.Unlock()
 }
 
+// failAlways makes the record with this value fail on every attempt.
+func (k *fakeKafka) failAlways(value string, code string, class delivery.Class) {
+	k.mu.Lock()
+	k.failEvery[value] = &delivery.Failure{Code: code, Class: class, Err: errors.New(code)}
+	k.mu.Unlock()
+}
+
+// failed is how many failures the fake reported.
+func (k *fakeKafka) failed() int {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.failures
+}
+
 func (k *fakeKafka) run() {
 	for {
 		k.mu.Lock()
@@ -89,6 +105,12 @@ func (k *fakeKafka) run() {
 		k.processing++
 		f := k.failNext[string(m.value)]
 		delete(k.failNext, string(m.value))
+		if f == nil {
+			f = k.failEvery[string(m.value)]
+		}
+		if f != nil {
+			k.failures++
+		}
 		if f == nil {
 			if m.topic == "beacons" {
 				k.log = append(k.log, string(m.key)+"="+string(m.value))

@@ -249,10 +249,12 @@ func TestSetAsideFailureKeepsTheRound(t *testing.T) {
 		}
 	}
 	t.Logf("quarantine filled with %d records", filled)
-	k.failOnce("3", "INVALID_RECORD", delivery.Permanent)
+	// Every attempt fails and cannot be set aside: however often the
+	// replayer retries, the round must never be committed. (With a single
+	// failure, a retry could succeed and rightly commit before the check.)
+	k.failAlways("3", "INVALID_RECORD", delivery.Permanent)
 	k.setUp(true)
-	waitFor(t, "the failed attempt", func() bool { return len(k.records()) >= 9 })
-	time.Sleep(50 * time.Millisecond)
+	waitFor(t, "the failed attempt and a retry", func() bool { return k.failed() >= 2 })
 	if recs := sp.Main.Stats().Records; recs != 10 {
 		t.Fatalf("%d records in the spool, want all 10 (the round must not be committed)", recs)
 	}
