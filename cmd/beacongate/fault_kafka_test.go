@@ -356,7 +356,15 @@ func TestFaultPermanentRefusalQuarantined(t *testing.T) {
 	if st.Quarantine.ByCode["INVALID_RECORD"] == 0 || st.Quarantine.ByCode["POLICY_VIOLATION"] == 0 || len(st.Quarantine.ByCode) != 2 {
 		t.Fatalf("quarantine by code %v: want INVALID_RECORD and POLICY_VIOLATION only", st.Quarantine.ByCode)
 	}
-	if st.Records != 0 || lost != 0 || dup != 0 || replayedAgain != 0 || d.orderBreak != 0 || final.Lost != 0 {
+	// The cut comes under load, so a produce request the broker wrote may
+	// lose its answer: librdkafka gives up on its records and they are
+	// kept and replayed, a second copy (at-least-once). Such a duplicate
+	// is allowed only as a record Kafka holds that the gateway was never
+	// told was delivered.
+	if dup != d.records-int(final.Delivered) {
+		t.Fatalf("%d duplicates, but %d records in Kafka not acknowledged to the gateway", dup, d.records-int(final.Delivered))
+	}
+	if st.Records != 0 || lost != 0 || replayedAgain != 0 || d.orderBreak != 0 || final.Lost != 0 {
 		t.Fatalf("%d left in the spool, lost %d, duplicated %d, quarantined yet in the main topic %d, order violations %d, final %+v",
 			st.Records, lost, dup, replayedAgain, d.orderBreak, final)
 	}
