@@ -61,6 +61,48 @@ func (s *Server) serveEvent(ctx *fasthttp.RequestCtx, e *endpoint, path, query [
 // headers and the client address come first, before the identity cookie
 // is read or made. The caller must call s.end(sc).
 func (s *Server) begin(ctx *fasthttp.RequestCtx, r route, kind record.Kind, path, query []byte) (*scratch, error) {
+	sc, err := s.open(ctx, r, kind, path, query)
+	if err != nil {
+		return sc, err
+	}
+	sc.params, sc.buf, err = form.Parse(sc.params[:0], sc.buf[:0], query, s.cfg.Form)
+	if err != nil {
+		err = badRequest(err)
+		if s.sites == nil {
+			// With an allow-list, an unparseable query cannot be
+			// attributed to a site (and may hold its write key): no
+			// dead letter.
+			s.deadLetter(sc, query, err, -1)
+		}
+		return sc, err
+	}
+	if err := s.checkParamsSite(sc); err != nil {
+		return sc, err
+	}
+	if s.sites != nil {
+		if err := s.checkSite(sc); err != nil {
+			return sc, err
+		}
+		sc.params = dropKeyParams(sc.params)
+	}
+	if err := s.rateLimitSite(form.Get(sc.params, paramSite)); err != nil {
+		return sc, err
+	}
+	if sc.optOut {
+		sc.params = s.dropIDParams(sc.params)
+	}
+	sc.b.Params = sc.params
+	sc.b.ParamsValidUTF8 = true // form.Parse accepts valid UTF-8 only
+	return sc, nil
+}
+
+// open takes a scratch from the pool and fills in what every request's
+// records share, whatever its protocol: time, gateway and request ids,
+// kind, method, host, path, client address (after the per-IP limit),
+// acknowledged mode, privacy and the request headers recorded. The query
+// is only measured here; parsing it and checking its site are the
+// caller's, as protocols name sites differently.
+func (s *Server) open(ctx *fasthttp.RequestCtx, r route, kind record.Kind, path, query []byte) (*scratch, error) {
 	sc := s.pool.Get().(*scratch)
 	sc.ctx = ctx
 	h := &ctx.Request.Header
@@ -99,34 +141,6 @@ func (s *Server) begin(ctx *fasthttp.RequestCtx, r route, kind record.Kind, path
 	if kind != record.KindPixel {
 		b.ContentType = h.ContentType()
 	}
-	sc.params, sc.buf, err = form.Parse(sc.params[:0], sc.buf[:0], query, s.cfg.Form)
-	if err != nil {
-		err = badRequest(err)
-		if s.sites == nil {
-			// With an allow-list, an unparseable query cannot be
-			// attributed to a site (and may hold its write key): no
-			// dead letter.
-			s.deadLetter(sc, query, err, -1)
-		}
-		return sc, err
-	}
-	if err := s.checkParamsSite(sc); err != nil {
-		return sc, err
-	}
-	if s.sites != nil {
-		if err := s.checkSite(sc); err != nil {
-			return sc, err
-		}
-		sc.params = dropKeyParams(sc.params)
-	}
-	if err := s.rateLimitSite(form.Get(sc.params, paramSite)); err != nil {
-		return sc, err
-	}
-	if sc.optOut {
-		sc.params = s.dropIDParams(sc.params)
-	}
-	b.Params = sc.params
-	b.ParamsValidUTF8 = true // form.Parse accepts valid UTF-8 only
 	return sc, nil
 }
 

@@ -202,43 +202,11 @@ func (s *Server) segmentPreflight(ctx *fasthttp.RequestCtx) int {
 // refusals and request-wide fields, except that the site comes from the
 // write key (segmentSite), not the sid parameter.
 func (s *Server) segmentBegin(ctx *fasthttp.RequestCtx, kind record.Kind, path, query []byte) (*scratch, error) {
-	sc := s.pool.Get().(*scratch)
-	sc.ctx = ctx
-	h := &ctx.Request.Header
-	b := &sc.b
-	b.ReceivedAtMicros = ctx.Time().UnixMicro()
-	b.GatewayID = s.gatewayID
-	if id := h.PeekBytes(hdrRequestID); usableRequestID(id) {
-		b.RequestID = id
-	} else {
-		sc.reqID = s.ids.appendNext(sc.reqID[:0])
-		b.RequestID = sc.reqID
-	}
-	ctx.Response.Header.SetCanonical(hdrRequestID, b.RequestID)
-	b.Kind = kind
-	b.Protocol = record.ProtocolSegment
-	b.Method = h.Method()
-	b.Host = h.Host()
-	b.Path = path
-	if len(query) > s.cfg.MaxQueryBytes {
-		return sc, errURITooLong
-	}
-	sc.setClientAddr(s.proxies.clientAddr(ctx), s.cfg.AnonymizeIP)
-	if err := s.rateLimitIP(sc); err != nil {
-		return sc, err
-	}
-	ack, err := s.ackMode(ctx, routeSegment)
+	sc, err := s.open(ctx, routeSegment, kind, path, query)
+	sc.b.Protocol = record.ProtocolSegment
 	if err != nil {
 		return sc, err
 	}
-	if ack {
-		sc.ack = s.acker.NewAck()
-	}
-	s.privacy(sc)
-	b.UserAgent = h.UserAgent()
-	b.Referer = h.Referer()
-	b.Origin = h.PeekBytes(hdrOrigin)
-	b.ContentType = h.ContentType()
 	sc.params, sc.buf, err = form.Parse(sc.params[:0], sc.buf[:0], query, s.cfg.Form)
 	if err != nil {
 		return sc, badRequest(err)
@@ -247,8 +215,8 @@ func (s *Server) segmentBegin(ctx *fasthttp.RequestCtx, kind record.Kind, path, 
 	if sc.optOut {
 		sc.params = s.dropIDParams(sc.params)
 	}
-	b.Params = sc.params
-	b.ParamsValidUTF8 = true
+	sc.b.Params = sc.params
+	sc.b.ParamsValidUTF8 = true
 	return sc, nil
 }
 
