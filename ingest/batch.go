@@ -70,47 +70,25 @@ func (s *Server) serveBatch(ctx *fasthttp.RequestCtx, path, query []byte) int {
 		}
 	}
 
-	accepted, rejected := 0, 0
-	var firstStatus StatusError
-	retryable := false
 	resp := append(sc.resp[:0], `{"rejected":[`...)
-	for i := range sc.items {
-		it := &sc.items[i]
-		if it.ok {
-			accepted++
-			continue
+	t := s.settle(sc, body, func(i int, se StatusError, listed int) {
+		if listed >= maxListedRejections {
+			return
 		}
-		se := asStatus(it.err)
-		countRejected(se.Reason(), 1)
-		if raw := it.ev; len(raw) > 0 {
-			s.deadLetter(sc, raw, se, i)
-		} else {
-			s.deadLetter(sc, body, se, i) // the event could not be delimited
+		if listed > 0 {
+			resp = append(resp, ',')
 		}
-		var ra retryAfterer
-		if errors.As(it.err, &ra) && ra.RetryAfter() > 0 {
-			retryable = true
-		}
-		if firstStatus == nil {
-			firstStatus = se
-		}
-		if rejected < maxListedRejections {
-			if rejected > 0 {
-				resp = append(resp, ',')
-			}
-			resp = append(resp, `{"index":`...)
-			resp = strconv.AppendInt(resp, int64(i), 10)
-			resp = append(resp, `,"status":`...)
-			resp = strconv.AppendInt(resp, int64(se.HTTPStatus()), 10)
-			resp = append(resp, `,"reason":`...)
-			resp = appendJSONString(resp, se.Reason())
-			resp = append(resp, `,"error":`...)
-			resp = appendJSONString(resp, se.Error())
-			resp = append(resp, '}')
-		}
-		rejected++
-	}
-	s.deadLetterSummary(sc, body)
+		resp = append(resp, `{"index":`...)
+		resp = strconv.AppendInt(resp, int64(i), 10)
+		resp = append(resp, `,"status":`...)
+		resp = strconv.AppendInt(resp, int64(se.HTTPStatus()), 10)
+		resp = append(resp, `,"reason":`...)
+		resp = appendJSONString(resp, se.Reason())
+		resp = append(resp, `,"error":`...)
+		resp = appendJSONString(resp, se.Error())
+		resp = append(resp, '}')
+	})
+	accepted, rejected, firstStatus, retryable := t.accepted, t.rejected, t.first, t.retryable
 	resp = append(resp, `],"accepted":`...)
 	resp = strconv.AppendInt(resp, int64(accepted), 10)
 	resp = append(resp, `,"rejected_count":`...)
@@ -158,6 +136,48 @@ func (s *Server) produceAll(sc *scratch, bs BatchSink) {
 		sc.stage(i)
 	}
 	sc.produceStaged(bs)
+}
+
+// settled sums up a batch's items once the taken ones were produced.
+type settled struct {
+	accepted, rejected int
+	first              StatusError // the first rejection's
+	retryable          bool        // a rejection that retrying can help (Retry-After, 503)
+}
+
+// settle counts and dead-letters the batch items not taken, sends the
+// summary of the dead letters held back, and sums the items up. each, if
+// not nil, sees every rejection in order, with how many came before it
+// (the /batch answer lists the first ones).
+func (s *Server) settle(sc *scratch, body []byte, each func(i int, se StatusError, before int)) settled {
+	var t settled
+	for i := range sc.items {
+		it := &sc.items[i]
+		if it.ok {
+			t.accepted++
+			continue
+		}
+		se := asStatus(it.err)
+		countRejected(se.Reason(), 1)
+		raw := it.ev
+		if len(raw) == 0 {
+			raw = body // the event could not be delimited
+		}
+		s.deadLetter(sc, raw, se, i)
+		var ra retryAfterer
+		if errors.As(it.err, &ra) && ra.RetryAfter() > 0 || se.HTTPStatus() == fasthttp.StatusServiceUnavailable {
+			t.retryable = true
+		}
+		if t.first == nil {
+			t.first = se
+		}
+		if each != nil {
+			each(i, se, t.rejected)
+		}
+		t.rejected++
+	}
+	s.deadLetterSummary(sc, body)
+	return t
 }
 
 // stageReset empties the batch's staged records.

@@ -290,35 +290,45 @@ func (s *Server) segmentAuth(sc *scratch, obj []byte) (done bool, err error) {
 	return true, s.rateLimitSite(site)
 }
 
-// serveSegmentCall answers a single call, /v1/track and the like: one
-// record of kind KIND_BEACON.
-func (s *Server) serveSegmentCall(ctx *fasthttp.RequestCtx, call *segmentCall, path, query []byte) int {
-	s.cors.allow(ctx)
-	sc, err := s.segmentBegin(ctx, record.KindBeacon, path, query)
-	defer s.end(sc)
+// segmentOpen begins a Segment request and reads its body: the write key
+// (Authorization, else the body's writeKey), the body (inflated) checked
+// as one JSON object of at most limit bytes. A body that is not one is
+// dead-lettered unless a key allow-list could not place it.
+func (s *Server) segmentOpen(ctx *fasthttp.RequestCtx, kind record.Kind, path, query []byte, limit int) (sc *scratch, body, obj []byte, err error) {
+	sc, err = s.segmentBegin(ctx, kind, path, query)
 	if err != nil {
-		return s.segmentFail(ctx, err, "")
+		return sc, nil, nil, err
 	}
 	keyed, err := s.segmentAuth(sc, nil)
 	if err != nil {
-		return s.segmentFail(ctx, err, "")
+		return sc, nil, nil, err
 	}
-	body, err := s.segmentBody(sc)
-	if err != nil {
-		return s.segmentFail(ctx, err, "")
+	if body, err = s.segmentBody(sc); err != nil {
+		return sc, nil, nil, err
 	}
-	obj, err := event.ValidateObject(body, s.segmentLimits(segmentMaxEventBytes))
-	if err != nil {
+	if obj, err = event.ValidateObject(body, s.segmentLimits(limit)); err != nil {
 		err = badRequest(err)
 		if keyed || s.segment.keys == nil {
 			s.deadLetter(sc, body, err, -1)
 		}
-		return s.segmentFail(ctx, err, "")
+		return sc, body, nil, err
 	}
 	if !keyed {
 		if _, err := s.segmentAuth(sc, obj); err != nil {
-			return s.segmentFail(ctx, err, "")
+			return sc, body, nil, err
 		}
+	}
+	return sc, body, obj, nil
+}
+
+// serveSegmentCall answers a single call, /v1/track and the like: one
+// record of kind KIND_BEACON.
+func (s *Server) serveSegmentCall(ctx *fasthttp.RequestCtx, call *segmentCall, path, query []byte) int {
+	s.cors.allow(ctx)
+	sc, _, obj, err := s.segmentOpen(ctx, record.KindBeacon, path, query, segmentMaxEventBytes)
+	defer s.end(sc)
+	if err != nil {
+		return s.segmentFail(ctx, err, "")
 	}
 	sh := segmentShared{receivedAtUs: sc.b.ReceivedAtMicros}
 	if err = s.segmentEvent(sc, call, obj, &sh); err == nil {

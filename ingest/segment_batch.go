@@ -32,31 +32,10 @@ var (
 // no event was taken is the answer an error.
 func (s *Server) serveSegmentBatch(ctx *fasthttp.RequestCtx, path, query []byte) int {
 	s.cors.allow(ctx)
-	sc, err := s.segmentBegin(ctx, record.KindBatchEvent, path, query)
+	sc, body, obj, err := s.segmentOpen(ctx, record.KindBatchEvent, path, query, segmentMaxBatchBytes)
 	defer s.end(sc)
 	if err != nil {
 		return s.segmentFail(ctx, err, "")
-	}
-	keyed, err := s.segmentAuth(sc, nil)
-	if err != nil {
-		return s.segmentFail(ctx, err, "")
-	}
-	body, err := s.segmentBody(sc)
-	if err != nil {
-		return s.segmentFail(ctx, err, "")
-	}
-	obj, err := event.ValidateObject(body, s.segmentLimits(segmentMaxBatchBytes))
-	if err != nil {
-		err = badRequest(err)
-		if keyed || s.segment.keys == nil {
-			s.deadLetter(sc, body, err, -1)
-		}
-		return s.segmentFail(ctx, err, "")
-	}
-	if !keyed {
-		if _, err := s.segmentAuth(sc, obj); err != nil {
-			return s.segmentFail(ctx, err, "")
-		}
 	}
 	// One pass over the body for the members it shares with its events.
 	sh := segmentShared{batch: true, receivedAtUs: sc.b.ReceivedAtMicros}
@@ -121,30 +100,9 @@ func (s *Server) serveSegmentBatch(ctx *fasthttp.RequestCtx, path, query []byte)
 		sc.produceStaged(bs)
 	}
 
-	accepted, rejected := 0, 0
-	var first error
-	retryable := false
-	for i := range sc.items {
-		it := &sc.items[i]
-		if it.ok {
-			accepted++
-			continue
-		}
-		se := asStatus(it.err)
-		countRejected(se.Reason(), 1)
-		if len(it.ev) > 0 {
-			s.deadLetter(sc, it.ev, se, i)
-		} else {
-			s.deadLetter(sc, body, se, i)
-		}
-		if ra, ok := se.(retryAfterer); ok && ra.RetryAfter() > 0 {
-			retryable = true
-		}
-		if first == nil {
-			first = it.err
-		}
-		rejected++
-	}
+	t := s.settle(sc, body, nil)
+	accepted, rejected, retryable := t.accepted, t.rejected, t.retryable
+	var first error = t.first
 	if accepted > 0 {
 		if err := s.waitAck(sc); err != nil {
 			return s.segmentFail(ctx, err, "")

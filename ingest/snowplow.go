@@ -3,7 +3,6 @@ package ingest
 import (
 	"bytes"
 	"crypto/subtle"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -381,30 +380,8 @@ func (s *Server) serveTP2(ctx *fasthttp.RequestCtx, path, query []byte) int {
 	}
 	s.produceTP2(sc)
 
-	accepted := 0
-	var first StatusError
-	retryable := false
-	for i := range sc.items {
-		it := &sc.items[i]
-		if it.ok {
-			accepted++
-			continue
-		}
-		se := asStatus(it.err)
-		countRejected(se.Reason(), 1)
-		if raw := it.ev; len(raw) > 0 {
-			s.deadLetter(sc, raw, se, i)
-		} else {
-			s.deadLetter(sc, body, se, i)
-		}
-		var ra retryAfterer
-		if errors.As(it.err, &ra) && ra.RetryAfter() > 0 || se.HTTPStatus() == fasthttp.StatusServiceUnavailable {
-			retryable = true
-		}
-		if first == nil {
-			first = se
-		}
-	}
+	t := s.settle(sc, body, nil)
+	accepted, first, retryable := t.accepted, t.first, t.retryable
 	if accepted > 0 {
 		if err := s.waitAck(sc); err != nil {
 			return s.fail(ctx, err, "")
