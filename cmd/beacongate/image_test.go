@@ -164,6 +164,14 @@ func needRootForImage(t *testing.T) {
 		}
 	}
 	if why == "" {
+		// A container without CAP_SYS_ADMIN cannot make a mount namespace.
+		probe := exec.Command("/bin/sh", "-c", "mount -t tmpfs tmpfs /mnt")
+		probe.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+		if out, err := probe.CombinedOutput(); err != nil {
+			why = fmt.Sprintf("needs a mount namespace, which this machine refuses (%v: %s)", err, strings.TrimSpace(string(out)))
+		}
+	}
+	if why == "" {
 		return
 	}
 	if os.Getenv("CI") != "" {
