@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -49,7 +50,11 @@ func spoolCommand(args []string, stdout, stderr io.Writer) int {
 	}
 	log := newLogger(zap.InfoLevel)
 	defer func() { _ = log.Sync() }()
-	if err := replaySpool(*dir, *brokers, *topic, settings, *timeout, log, stdout); err != nil {
+	var progress io.Writer // a terminal gets a progress line
+	if f, ok := stderr.(*os.File); ok && isTerminal(f) {
+		progress = f
+	}
+	if err := replaySpool(*dir, *brokers, *topic, settings, *timeout, log, stdout, progress); err != nil {
 		fmt.Fprintf(stderr, "beacongate spool replay: %v\n", err)
 		return 1
 	}
@@ -141,7 +146,7 @@ func inspectLane(dir string, fn func(key, value []byte, t time.Time) error) (spo
 // replaySpool sends a spool's records to Kafka with the gateway's own
 // Kafka side (kept lane first, in order, failures retried, refused records
 // set aside), and reports what it did.
-func replaySpool(dir, brokers, topic string, settings kvFlag, timeout time.Duration, log *zap.Logger, out io.Writer) error {
+func replaySpool(dir, brokers, topic string, settings kvFlag, timeout time.Duration, log *zap.Logger, out, progress io.Writer) error {
 	if topic == "" {
 		t, err := relay.ReadTopic(dir)
 		if err != nil {
@@ -158,13 +163,23 @@ func replaySpool(dir, brokers, topic string, settings kvFlag, timeout time.Durat
 	if err != nil {
 		return err
 	}
-	before, _ := side.Spools.Waiting()
+	before, beforeBytes := side.Spools.Waiting()
+	p := replayProgress{totalRecords: before, totalBytes: beforeBytes, start: time.Now()}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	stop, shown := make(chan struct{}), make(chan struct{})
+	if progress != nil {
+		go func() { defer close(shown); p.show(progress, 500*time.Millisecond, side.Spools.Waiting, stop) }()
+	} else {
+		close(shown)
+	}
 	// Replay replays the spool while Kafka takes records, within ctx.
 	r := side.Replay(ctx)
-	fmt.Fprintf(out, "replayed %d records to %s on %s; %d left in the spool, %d quarantined, %d lost\n",
-		before-r.Waiting, topic, brokers, r.Waiting, r.Quarantined, r.Lost)
+	close(stop)
+	<-shown
+	_, leftBytes := side.Spools.Waiting()
+	fmt.Fprintf(out, "%s to %s on %s; %d left in the spool, %d quarantined, %d lost\n",
+		p.summary(time.Now(), r.Waiting, leftBytes), topic, brokers, r.Waiting, r.Quarantined, r.Lost)
 	if r.Lost > 0 {
 		return r.Err()
 	}

@@ -76,6 +76,7 @@ func start(o *options, log *zap.Logger) (*app, error) {
 		return fail(err)
 	}
 	a.adm = admin.New(prometheus.DefaultGatherer, a.side.Relay.Ready, o.adminToken)
+	registerReadyMetric(a.side.Relay.Ready)
 	if o.adminToken == "" && !loopback(adminLn.Addr()) {
 		log.Warn("the admin listener (metrics, pprof) is reachable beyond loopback without -admin.token",
 			zap.String("admin", adminLn.Addr().String()))

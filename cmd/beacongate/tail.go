@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -87,10 +88,30 @@ func tailLine(r *kgo.Record) map[string]any {
 	}
 	var b beaconv1.Beacon
 	if err := proto.Unmarshal(r.Value, &b); err == nil && b.Kind != beaconv1.Kind_KIND_UNSPECIFIED {
-		js, _ := protojson.MarshalOptions{UseProtoNames: true}.Marshal(&b)
-		line["beacon"] = json.RawMessage(js)
+		line["beacon"] = beaconJSON(&b)
 	} else {
 		line["value_base64"] = base64.StdEncoding.EncodeToString(r.Value)
 	}
 	return line
+}
+
+// beaconJSON is the Beacon as protojson (proto field names), with
+// client_ip as an address (192.0.2.1, 2001:db8::1) instead of the base64
+// that protojson gives bytes.
+func beaconJSON(b *beaconv1.Beacon) json.RawMessage {
+	js, _ := protojson.MarshalOptions{UseProtoNames: true}.Marshal(b)
+	ip, ok := netip.AddrFromSlice(b.ClientIp)
+	if !ok {
+		return js
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(js, &m); err != nil {
+		return js
+	}
+	m["client_ip"], _ = json.Marshal(ip.String())
+	out, err := json.Marshal(m)
+	if err != nil {
+		return js
+	}
+	return out
 }

@@ -193,11 +193,24 @@ func (s *Side) handBack(deadline time.Time) int {
 	return left
 }
 
-// Close closes a Side that was never used (a failed start).
+// Close closes a Side after a failed start. No client was answered yet,
+// but librdkafka may hold records: ones produced while it connected, or a
+// replay round of the spool (still in the spool until committed). With a
+// spool they are purged back into it before the producer closes, as a
+// shutdown does, so that closing does not count them lost (and log that
+// they are) when they are on disk.
 func (s *Side) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	s.Relay.Stop(ctx)
+	if s.Spools != nil && s.Producer.Outstanding() > 0 {
+		if left := s.Producer.Purge(2 * time.Second); left > 0 {
+			s.log.Warn("closing after a failed start: records still in the producer", zap.Int("records", left))
+		}
+		if err := s.Relay.Sync(); err != nil {
+			s.log.Error("closing after a failed start: syncing the spool failed", zap.Error(err))
+		}
+	}
 	s.Producer.Close()
 	s.closeSpools()
 }
