@@ -257,18 +257,19 @@ measure() {
 	[[ -n $requests && -n $dur_us ]] || die "$server: wrk printed no summary: $out"
 	local acked=$((requests - non2xx))
 
-	# Delivery: until the topic holds every acknowledged record, or it
-	# stops growing for 5 s (lua-resty-kafka flushes every
-	# NGINX_FLUSH_MS), at most DELIVERY_TIMEOUT.
+	# Delivery: until the topic holds every request sent (the ones in
+	# flight at the end included), or every acknowledged one and nothing
+	# more comes for 1 s, or it stops growing for 5 s (lua-resty-kafka
+	# flushes every NGINX_FLUSH_MS); at most DELIVERY_TIMEOUT. drain is
+	# when the acknowledged ones were all there.
 	local start now last=-1 still=0 offs=0 drain=-
 	start=$(date +%s.%N)
 	if [[ $server != do-nothing ]]; then
 		while :; do
 			offs=$(end_offsets)
 			now=$(date +%s.%N)
-			if ((offs >= acked)); then
+			if ((offs >= acked)) && [[ $drain == - ]]; then
 				drain=$(awk -v a="$start" -v b="$now" 'BEGIN {printf "%.1f", b - a}')
-				break
 			fi
 			if ((offs == last)); then
 				still=$((still + 1))
@@ -276,8 +277,10 @@ measure() {
 				still=0
 			fi
 			last=$offs
+			((offs >= sent)) && break
+			[[ $drain != - ]] && ((still >= 5)) && break
 			if ((still >= 25)) || awk -v a="$start" -v b="$now" -v t="$DELIVERY_TIMEOUT" 'BEGIN {exit !(b - a > t)}'; then
-				drain=">$(awk -v a="$start" -v b="$now" 'BEGIN {printf "%.0f", b - a}')"
+				[[ $drain == - ]] && drain=">$(awk -v a="$start" -v b="$now" 'BEGIN {printf "%.0f", b - a}')"
 				break
 			fi
 			sleep 0.2
