@@ -74,15 +74,26 @@ exec > >(tee "$report") 2>&1
 work=$(mktemp -d /tmp/beacongate-peers-XXXXXX)
 results=$work/results.tsv
 : >"$results"
-pids_to_kill=()
+# On an early exit: stop what this script started and still runs (its
+# jobs; nginx's workers with their master), never a pid that may have
+# been reused since.
 cleanup() {
-	local p
-	for p in "${pids_to_kill[@]}"; do
-		kill -KILL "$p" 2>/dev/null || true
+	local p q kids=()
+	for p in $(jobs -p); do
+		kids+=("$p")
+		for q in /proc/[0-9]*; do
+			[[ $(awk '/^PPid:/{print $2}' "$q/status" 2>/dev/null) == "$p" ]] && kids+=("${q#/proc/}")
+		done
 	done
+	if ((${#kids[@]})); then
+		kill -TERM "${kids[@]}" 2>/dev/null || true
+		sleep 1
+		kill -KILL "${kids[@]}" 2>/dev/null || true
+	fi
 	rm -rf "$work"
 }
 trap cleanup EXIT
+trap "exit 130" INT TERM
 
 # ---- processes -------------------------------------------------------------
 
@@ -114,17 +125,22 @@ free_port() {
 	done
 }
 
-# wait_ready URL PID: until URL answers 200 (up to 60 s) while PID lives.
+# wait_ready URL PID LOG: until URL answers 200 (up to 60 s) while PID
+# lives; 1 when it exited first (its log is shown).
 wait_ready() {
 	local i
 	for ((i = 0; i < 600; i++)); do
 		if [[ $(curl -s -o /dev/null -w '%{http_code}' "$1" || true) == 200 ]]; then
 			return 0
 		fi
-		kill -0 "$2" 2>/dev/null || die "server (pid $2) exited before $1 answered"
+		if ! kill -0 "$2" 2>/dev/null; then
+			wait "$2" 2>/dev/null || true
+			echo "  (server pid $2 exited before $1 answered: $(tail -c 600 "$3" 2>/dev/null | tr '\n' ' '))"
+			return 1
+		fi
 		sleep 0.1
 	done
-	die "$1 did not answer 200 within 60 s"
+	die "$1 did not answer 200 within 60 s: $(tail -c 2000 "$3")"
 }
 
 # stop_pid PID SIGNAL: signal it and wait up to 60 s for the exit.
@@ -202,47 +218,48 @@ measure() {
 
 	"$HARNESS" "$BROKER_MODE" 127.0.0.1:0 "$dir/kafka" "$PARTITIONS" "$TOPIC" >"$dir/broker.log" 2>&1 &
 	local broker_pid=$!
-	pids_to_kill+=("$broker_pid")
 	broker=$(wait_listening "$dir/broker.log" "$broker_pid")
 
-	local addr ready errlog admin=
-	case $server in
-	do-nothing)
-		"$HARNESS" -serve-baseline 127.0.0.1:0 >"$dir/server.log" 2>&1 &
-		server_pid=$!
-		pids_to_kill+=("$server_pid")
-		addr=$(wait_listening "$dir/server.log" "$server_pid")
-		ready=http://$addr/readyz
-		errlog=$dir/server.log
-		;;
-	nginx)
-		addr=127.0.0.1:$(free_port)
-		local user=
-		[[ $(id -u) -eq 0 ]] && user="user $(id -un) $(id -gn);"
-		sed -e "s|@USER@|$user|" -e "s|@WORKERS@|$NGINX_WORKERS|" -e "s|@DIR@|$dir|g" \
-			-e "s|@KAFKA_HOST@|${broker%:*}|" -e "s|@KAFKA_PORT@|${broker##*:}|" -e "s|@ADDR@|$addr|" \
-			-e "s|@TOPIC@|$TOPIC|" -e "s|@FLUSH_MS@|$NGINX_FLUSH_MS|" -e "s|@BATCH_NUM@|$NGINX_BATCH_NUM|" \
-			-e "s|@MAX_BUFFERING@|$NGINX_MAX_BUFFERING|" bench/peers/nginx.conf.in >"$dir/nginx.conf"
-		nginx -c "$dir/nginx.conf" -p "$dir" >"$dir/server.log" 2>&1 &
-		server_pid=$!
-		pids_to_kill+=("$server_pid")
-		ready=http://$addr/readyz
-		errlog=$dir/error.log
-		;;
-	beacongate)
-		addr=127.0.0.1:$(free_port)
-		admin=127.0.0.1:$(free_port)
-		# The flags of `make bench`'s spawned gateway (bench/spawn.go).
-		"$GATEWAY" -http.listen "$addr" -admin.listen "$admin" -kafka.brokers "$broker" -kafka.topic "$TOPIC" \
-			-gateway.id beacongate-peers -shutdown.drain 0s -spool.dir "$dir/spool" >"$dir/server.log" 2>&1 &
-		server_pid=$!
-		pids_to_kill+=("$server_pid")
-		ready=http://$addr/readyz
-		errlog=$dir/server.log
-		;;
-	*) die "unknown server $server (SERVERS: do-nothing nginx beacongate)" ;;
-	esac
-	wait_ready "$ready" "$server_pid"
+	local addr ready errlog admin='' attempt
+	for attempt in 1 2 3; do
+		case $server in
+		do-nothing)
+			"$HARNESS" -serve-baseline 127.0.0.1:0 >"$dir/server.log" 2>&1 &
+			server_pid=$!
+			addr=$(wait_listening "$dir/server.log" "$server_pid")
+			ready=http://$addr/readyz
+			errlog=$dir/server.log
+			;;
+		nginx)
+			addr=127.0.0.1:$(free_port)
+			local user=
+			[[ $(id -u) -eq 0 ]] && user="user $(id -un) $(id -gn);"
+			sed -e "s|@USER@|$user|" -e "s|@WORKERS@|$NGINX_WORKERS|" -e "s|@DIR@|$dir|g" \
+				-e "s|@KAFKA_HOST@|${broker%:*}|" -e "s|@KAFKA_PORT@|${broker##*:}|" -e "s|@ADDR@|$addr|" \
+				-e "s|@TOPIC@|$TOPIC|" -e "s|@FLUSH_MS@|$NGINX_FLUSH_MS|" -e "s|@BATCH_NUM@|$NGINX_BATCH_NUM|" \
+				-e "s|@MAX_BUFFERING@|$NGINX_MAX_BUFFERING|" bench/peers/nginx.conf.in >"$dir/nginx.conf"
+			nginx -c "$dir/nginx.conf" -p "$dir" >"$dir/server.log" 2>&1 &
+			server_pid=$!
+			ready=http://$addr/readyz
+			errlog=$dir/error.log
+			;;
+		beacongate)
+			addr=127.0.0.1:$(free_port)
+			admin=127.0.0.1:$(free_port)
+			# The flags of `make bench`'s spawned gateway (bench/spawn.go).
+			"$GATEWAY" -http.listen "$addr" -admin.listen "$admin" -kafka.brokers "$broker" -kafka.topic "$TOPIC" \
+				-gateway.id beacongate-peers -shutdown.drain 0s -spool.dir "$dir/spool" >"$dir/server.log" 2>&1 &
+			server_pid=$!
+			ready=http://$addr/readyz
+			errlog=$dir/server.log
+			;;
+		*) die "unknown server $server (SERVERS: do-nothing nginx beacongate)" ;;
+		esac
+		# A port found free can be taken by someone else before the server
+		# binds it: try again on other ports.
+		wait_ready "$ready" "$server_pid" "$errlog" && break
+		((attempt < 3)) || die "$server did not start, three times"
+	done
 
 	local cpu0 cpu1 rss out
 	cpu0=$(cpu_ticks)
