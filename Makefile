@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 ARGS    ?=
 export CGO_ENABLED := 1
 
-.PHONY: all build run test test-unit test-race vet lint vulncheck fmt-check proto fuzz fuzz-ci bench faults clean
+.PHONY: all build run test test-unit test-race vet lint vulncheck fmt-check proto fuzz fuzz-ci bench bench-peers faults clean
 
 all: build
 
@@ -32,6 +32,17 @@ run: build
 BENCH_ARGS ?=
 bench: build
 	./bin/beacongate-bench -spawn -baseline -conns 64 -duration 20s -preset pixel $(BENCH_ARGS)
+
+# beacongate side by side with its best peer measured so far, nginx +
+# lua-resty-kafka, and a do-nothing server (docs/performance.md): RUNS
+# rounds (default 3), each server on a fresh broker under the same wrk
+# load for DURATION (default 15s), records counted back from the topic;
+# output also in bench-out/peers-*.txt. Needs Debian's nginx-light,
+# libnginx-mod-http-lua, lua-nginx-kafka, wrk and kcat: the script
+# installs them with apt-get when missing and run as root, else prints
+# the apt command. Not part of `make test`.
+bench-peers: build
+	bench/peers/run.sh
 
 # The fault tests alone (the real binary against an in-process broker,
 # one injected fault each), printing the one line of figures each test

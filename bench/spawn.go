@@ -289,6 +289,8 @@ func (s *spawned) cleanup() {
 const (
 	serveBaselineArg = "-serve-baseline"
 	serveBrokerArg   = "-serve-broker"
+	// The broker, also taking old clients' message sets (messageset.go).
+	serveUpconvertBrokerArg = "-serve-broker-upconvert"
 )
 
 func selfBin(c Config) (string, error) {
@@ -308,6 +310,7 @@ func selfBin(c Config) (string, error) {
 //
 //	-serve-baseline ADDR                       the do-nothing HTTP server
 //	-serve-broker ADDR DATADIR PARTITIONS TOPIC the development broker
+//	-serve-broker-upconvert (same arguments)   the same, also taking Produce v2 message sets
 //
 // Either prints "listening HOST:PORT" on stdout when ready and runs
 // until SIGTERM or SIGINT.
@@ -329,6 +332,12 @@ func ServeChild(args []string) (code int, handled bool) {
 			break
 		}
 		err = serveBroker(args[1], args[2], args[3], args[4], os.Stdout)
+	case serveUpconvertBrokerArg:
+		if len(args) != 5 {
+			err = fmt.Errorf("usage: %s ADDR DATADIR PARTITIONS TOPIC", serveUpconvertBrokerArg)
+			break
+		}
+		err = serveUpconvertBroker(args[1], args[2], args[3], args[4], os.Stdout)
 	default:
 		return 0, false
 	}
