@@ -26,10 +26,11 @@ var overflowHeaders = []kafka.Header{{Key: OverflowHeader, Value: []byte("1")}}
 // the key's partition (still marked). t, if not nil, is told the outcome,
 // as with ProduceTracked.
 func (p *Producer) ProduceOverflow(key, value []byte, t delivery.Tracker) error {
-	var opaque any
 	if t != nil {
-		opaque = &tracked{start: time.Now(), t: t}
-	} else if p.sample > 0 && p.seq.Add(1)%p.sample == 0 {
+		return p.produceTracked(p.spreadPartition(), overflowHeaders, key, value, t)
+	}
+	var opaque any
+	if p.sample > 0 && p.seq.Add(1)%p.sample == 0 {
 		opaque = time.Now()
 	}
 	return p.produceTo(p.topic, p.spreadPartition(), key, value, nil, overflowHeaders, opaque)

@@ -186,14 +186,21 @@ type tracked struct {
 // (acknowledged mode, replay). It costs an allocation and a map entry in
 // the Go client, so the asynchronous path does not use it.
 func (p *Producer) ProduceTracked(key, value []byte, t delivery.Tracker) error {
+	return p.produceTracked(kafka.PartitionAny, nil, key, value, t)
+}
+
+// produceTracked is ProduceTracked to a chosen partition with headers kh.
+// A record an acknowledged request waits for is urgent: it keeps
+// librdkafka from lingering until its report (urgent.go).
+func (p *Producer) produceTracked(partition int32, kh []kafka.Header, key, value []byte, t delivery.Tracker) error {
 	_, urgent := t.(*delivery.Ack)
 	tr := &tracked{start: time.Now(), t: t, urgent: urgent}
 	if !urgent {
-		return p.produce(p.topic, key, value, nil, tr)
+		return p.produceTo(p.topic, partition, key, value, nil, kh, tr)
 	}
 	// Counted before Produce, as the books are: the report may come first.
 	p.urgent.Add(1)
-	if err := p.produce(p.topic, key, value, nil, tr); err != nil {
+	if err := p.produceTo(p.topic, partition, key, value, nil, kh, tr); err != nil {
 		p.urgent.Add(-1)
 		return err
 	}
