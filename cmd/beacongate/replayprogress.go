@@ -52,24 +52,29 @@ func (p replayProgress) summary(now time.Time, waitingRecords, waitingBytes int6
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
 // show rewrites the progress line on w every interval until stop is
-// closed, then ends the line. waiting reads the spool's backlog.
+// closed, then draws it once more with the final state and ends it:
+// the last line on the terminal is where the replay ended, not where the
+// last tick happened to fall (a replay shorter than interval still gets
+// its line). waiting reads the spool's backlog.
 func (p replayProgress) show(w io.Writer, interval time.Duration, waiting func() (int64, int64), stop <-chan struct{}) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	width := 0
+	draw := func(now time.Time) {
+		r, b := waiting()
+		l := p.line(now, r, b)
+		// Pad over a longer previous line.
+		fmt.Fprintf(w, "\r%-*s", width, l)
+		width = max(width, len(l))
+	}
 	for {
 		select {
 		case <-stop:
-			if width > 0 {
-				fmt.Fprintln(w)
-			}
+			draw(time.Now())
+			fmt.Fprintln(w)
 			return
 		case now := <-t.C:
-			r, b := waiting()
-			l := p.line(now, r, b)
-			// Pad over a longer previous line.
-			fmt.Fprintf(w, "\r%-*s", width, l)
-			width = max(width, len(l))
+			draw(now)
 		}
 	}
 }

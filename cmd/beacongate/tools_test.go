@@ -107,8 +107,27 @@ func TestReplayProgressRewritesOneLine(t *testing.T) {
 	if strings.Count(out, "\n") != 1 || !strings.HasSuffix(out, "\n") {
 		t.Fatalf("want progress rewritten in place (\\r) and one final newline, got %q", out)
 	}
-	if !strings.Contains(out, "spool replay: 1000 of 1000 records") {
+	// The line left on the terminal is the state at stop, whenever the
+	// last tick fell.
+	if last := out[strings.LastIndex(out, "\r")+1:]; !strings.HasPrefix(last, "spool replay: 1000 of 1000 records") {
 		t.Errorf("the last report is not the whole spool: %q", out)
+	}
+}
+
+// TestReplayProgressShorterThanInterval: a replay that ends before the
+// first tick still leaves its one line.
+func TestReplayProgressShorterThanInterval(t *testing.T) {
+	p := replayProgress{totalRecords: 10, totalBytes: 10 << 10, start: time.Now()}
+	w := &syncWriter{}
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		p.show(w, time.Hour, func() (int64, int64) { return 0, 0 }, stop)
+	}()
+	close(stop)
+	<-done
+	if out := w.b.String(); !strings.HasPrefix(out, "\rspool replay: 10 of 10 records") || !strings.HasSuffix(out, "\n") {
+		t.Errorf("want one final progress line, got %q", out)
 	}
 }
 
