@@ -3,3 +3,22 @@ package producer
 // UrgentFlushAvailable reports whether p reached librdkafka's handle, so
 // acknowledged requests do not wait out linger.ms (urgent.go).
 func UrgentFlushAvailable(p *Producer) bool { return p.rk != nil }
+
+// SetLookupHook runs hook at the start of every topic lookup of a
+// producer of topic, before the lookup's first call into librdkafka,
+// until restore is called.
+func SetLookupHook(topic string, hook func(p *Producer)) (restore func()) {
+	h := func(p *Producer) {
+		if p.topic == topic {
+			hook(p)
+		}
+	}
+	lookupHook.Store(&h)
+	return func() { lookupHook.Store(nil) }
+}
+
+// Stopping is closed when Close has begun.
+func Stopping(p *Producer) <-chan struct{} { return p.stop }
+
+// HandleClosed reports whether librdkafka's handle was closed (destroyed).
+func HandleClosed(p *Producer) bool { return p.p.IsClosed() }

@@ -84,6 +84,7 @@ type Producer struct {
 	kick      chan struct{}
 	rk        unsafe.Pointer
 	flushDone chan struct{} // closed when flushLoop returned
+	topicDone chan struct{} // closed when discoverTopic returned
 }
 
 // ErrQueueFull is returned, at once, when librdkafka's queue is full: the
@@ -132,6 +133,7 @@ func New(cfg Config, log *zap.Logger) (*Producer, error) {
 		kick:       make(chan struct{}, 1),
 		rk:         rkHandle(kp),
 		flushDone:  make(chan struct{}),
+		topicDone:  make(chan struct{}),
 	}
 	if cfg.TopicMaxBytes > 0 {
 		p.maxRecord.Store(int64(cfg.TopicMaxBytes))
@@ -139,7 +141,7 @@ func New(cfg Config, log *zap.Logger) (*Producer, error) {
 	queueCapacity.Set(float64(queueMax))
 	go p.eventLoop()
 	go p.logLoop(kp.Logs())
-	go p.discoverTopic(p.stop, 30*time.Second)
+	go func() { defer close(p.topicDone); p.discoverTopic(p.stop, 30*time.Second) }()
 	if p.rk == nil {
 		log.Warn("cannot reach librdkafka's handle in this confluent-kafka-go version: acknowledged requests wait out linger.ms")
 		close(p.flushDone)
@@ -360,7 +362,11 @@ func (p *Producer) Purge(timeout time.Duration) int {
 func (p *Producer) Close() (lost int) {
 	p.closeOnce.Do(func() {
 		close(p.stop)
-		<-p.flushDone // it must not call rd_kafka_flush on a destroyed handle
+		// Neither may call librdkafka on a destroyed handle: a metadata
+		// request in flight when rd_kafka_destroy runs crashes the process.
+		// The topic lookup's requests are bounded (topicRequestTimeout).
+		<-p.flushDone
+		<-p.topicDone
 		// Reports that arrive while librdkafka shuts down are still
 		// handled by the event loop; what is left in the books after it
 		// ended never got one.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -20,6 +21,15 @@ import (
 // refuse its batch after the client had been told 2xx.
 const recordOverhead = 128
 
+// topicRequestTimeout bounds each of discoverTopic's requests to the
+// broker: Close waits for the one in flight before it destroys
+// librdkafka's handle, so it is also what a lookup can add to a shutdown.
+const topicRequestTimeout = 2 * time.Second
+
+// lookupHook, when set (by tests), runs at the start of every lookup, just
+// before its first call into librdkafka.
+var lookupHook atomic.Pointer[func(p *Producer)]
+
 // discoverTopic looks the topic up until it is found, then re-checks it
 // every interval: whether it exists (readiness needs it: records for a
 // missing topic can only fail), its partition count (logged), and its
@@ -33,7 +43,7 @@ func (p *Producer) discoverTopic(stop <-chan struct{}, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		found := p.lookupTopic()
+		found := p.lookupTopic(stop)
 		if !found {
 			t.Reset(time.Second) // keep trying quickly until the topic is there
 		} else {
@@ -42,8 +52,11 @@ func (p *Producer) discoverTopic(stop <-chan struct{}, interval time.Duration) {
 	}
 }
 
-func (p *Producer) lookupTopic() bool {
-	md, err := p.p.GetMetadata(&p.topic, false, 5000)
+func (p *Producer) lookupTopic(stop <-chan struct{}) bool {
+	if h := lookupHook.Load(); h != nil {
+		(*h)(p)
+	}
+	md, err := p.p.GetMetadata(&p.topic, false, int(topicRequestTimeout.Milliseconds()))
 	if err != nil {
 		p.throttle.Warn("metadata", "cannot fetch topic metadata", zap.String("topic", p.topic), zap.Error(err))
 		return false
@@ -59,7 +72,7 @@ func (p *Producer) lookupTopic() bool {
 	// spread over this many partitions (overflow.go).
 	p.partitions.Store(int32(len(tm.Partitions)))
 	first := !p.topicFound.Swap(true)
-	maxBytes := p.topicMaxBytes()
+	maxBytes := p.topicMaxBytes(stop)
 	if maxBytes > 0 {
 		p.maxRecord.Store(int64(maxBytes))
 	}
@@ -73,14 +86,22 @@ func (p *Producer) lookupTopic() bool {
 
 // topicMaxBytes is the topic's max.message.bytes, or 0 if it cannot be
 // read (then only librdkafka's own message.max.bytes applies).
-func (p *Producer) topicMaxBytes() int {
+func (p *Producer) topicMaxBytes(stop <-chan struct{}) int {
 	ac, err := kafka.NewAdminClientFromProducer(p.p)
 	if err != nil {
 		return 0
 	}
 	defer ac.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), topicRequestTimeout)
 	defer cancel()
+	// Close does not wait out the request: it ends it.
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	res, err := ac.DescribeConfigs(ctx, []kafka.ConfigResource{{Type: kafka.ResourceTopic, Name: p.topic}})
 	if err != nil || len(res) != 1 || res[0].Error.Code() != kafka.ErrNoError {
 		p.throttle.Warn("describe-configs", "cannot read the topic's max.message.bytes; only message.max.bytes is enforced",
