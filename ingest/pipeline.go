@@ -85,8 +85,10 @@ func (s *Server) begin(ctx *fasthttp.RequestCtx, r route, kind record.Kind, path
 		}
 		sc.params = dropKeyParams(sc.params)
 	}
-	if err := s.rateLimitSite(form.Get(sc.params, paramSite)); err != nil {
-		return sc, err
+	if s.siteLimit != nil {
+		if err := s.rateLimitSite(queryRequestSite(sc.params)); err != nil {
+			return sc, err
+		}
 	}
 	if sc.optOut {
 		sc.params = s.dropIDParams(sc.params)

@@ -7,6 +7,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/beacongate/beacongate/ingest/form"
+	"github.com/beacongate/beacongate/ingest/record"
+	"github.com/beacongate/beacongate/ingest/snowplow"
 	"github.com/beacongate/beacongate/internal/status"
 )
 
@@ -194,6 +197,16 @@ func (s *Server) rateLimitIP(sc *scratch) error {
 		return rateError(errRateIP, wait)
 	}
 	return nil
+}
+
+// queryRequestSite is the site a request's query parameters name for the
+// per-site limit: sid, or for a Snowplow tracker's GET its application id
+// aid (Snowplow's sid is its session id, one per visit).
+func queryRequestSite(params []record.Param) []byte {
+	if snowplow.Tracked(params) {
+		return form.Get(params, snowplow.ParamAppID)
+	}
+	return form.Get(params, paramSite)
 }
 
 // rateLimitSite applies the per-site limit to the sid (none without one).

@@ -211,3 +211,37 @@ func TestRateErrorRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+// TestRateLimitPerSiteSnowplow: a Snowplow tracker's GET names its site in
+// aid; its sid is the visit's session id. The limit follows aid, so one
+// application's visits share one bucket and a new session is not a new
+// site.
+func TestRateLimitPerSiteSnowplow(t *testing.T) {
+	sink := &recordingSink{t: t}
+	s, err := New(Config{RateLimitPerSite: 0.5, RateBurstPerSite: 1}, sink, nil, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &fakeClock{t: time.Unix(1e9, 0)}
+	s.clock = clk.now
+	get := func(q string) int {
+		ctx := serveFrom(t, s, "203.0.113.1", "GET /i?e=pv&p=web&tv=js-3.0&"+q+" HTTP/1.1\r\nHost: gw\r\n\r\n")
+		return ctx.Response.StatusCode()
+	}
+	if st := get("aid=shop&sid=visit-1"); st != 200 {
+		t.Fatalf("first: %d", st)
+	}
+	if st := get("aid=shop&sid=visit-2"); st != 429 {
+		t.Fatalf("same aid, another session: %d, want 429", st)
+	}
+	if st := get("aid=blog&sid=visit-1"); st != 200 {
+		t.Fatalf("another aid, a session seen before: %d, want 200", st)
+	}
+	// Without the tracker parameters, sid is the site, as for any pixel.
+	if st := serveFrom(t, s, "203.0.113.1", "GET /i?aid=shop&sid=visit-1 HTTP/1.1\r\nHost: gw\r\n\r\n").Response.StatusCode(); st != 200 {
+		t.Fatalf("a beacongate pixel with sid=visit-1: %d, want 200", st)
+	}
+	if _, recs := sink.take(); len(recs) != 3 {
+		t.Fatalf("%d records, want 3", len(recs))
+	}
+}

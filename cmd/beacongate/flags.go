@@ -194,7 +194,7 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&o.ingest.ClientIPHeader, "http.client-ip-header", "X-Forwarded-For", "the one header believed from trusted proxies: X-Forwarded-For, or Forwarded or X-Real-IP when your proxy overwrites it")
 	fs.Float64Var(&o.ingest.RateLimitPerIP, "http.rate-per-ip", 0, "requests per second per client IP (IPv6: per /64), 429 past it; 0: off")
 	fs.IntVar(&o.ingest.RateBurstPerIP, "http.rate-burst-per-ip", 0, "burst of the per-IP limit (0: one second's worth)")
-	fs.Float64Var(&o.ingest.RateLimitPerSite, "http.rate-per-site", 0, "requests per second per site (sid), 429 past it; 0: off")
+	fs.Float64Var(&o.ingest.RateLimitPerSite, "http.rate-per-site", 0, "requests per second per site (sid; a Snowplow tracker's GET: aid), 429 past it; 0: off")
 	fs.IntVar(&o.ingest.RateBurstPerSite, "http.rate-burst-per-site", 0, "burst of the per-site limit (0: one second's worth)")
 	fs.Var(siteFlag{&o.ingest.Sites}, "http.sites", "site allow-list and write keys: sid=key,sid2= (empty key: no key needed); unknown sites get 403")
 	fs.IntVar(&o.ingest.MaxInflatedBytes, "http.max-inflated-bytes", 0, "largest gzip/deflate body once inflated, 413 past it (0: 4 x -http.max-body-bytes)")
