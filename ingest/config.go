@@ -155,7 +155,8 @@ type Config struct {
 	MaxInflightBytes int
 	// Concurrency caps the connections served at once (fasthttp's
 	// Server.Concurrency; idle keep-alive connections count). Past it a
-	// new connection gets fasthttp's 503 and is closed. Each open
+	// new connection gets 503 too_many_connections with Retry-After and
+	// is closed (sniff.go). Each open
 	// connection holds a read buffer of MaxHeaderBytes, a write buffer and
 	// a goroutine (about 40 KiB). Default 10,000.
 	Concurrency int

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"crypto/tls"
 	"io"
 	"net"
@@ -63,10 +64,108 @@ func (l sniffListener) Accept() (net.Conn, error) {
 	return &sniffConn{Conn: c}, nil
 }
 
-// sniffConn checks the first byte read from the connection.
+// sniffConn checks the first byte read from the connection, and puts the
+// gateway's answer in place of fasthttp's refusals (below).
 type sniffConn struct {
 	net.Conn
 	checked bool // only the serving goroutine reads: no lock
+	refused bool // a refusal was swapped: fasthttp's other writes are dropped
+}
+
+// Connections fasthttp refuses before it reads anything: past
+// -http.concurrency (503) and past -http.max-conns-per-ip (429). Its own
+// answers carry neither Retry-After nor a reason and are counted nowhere
+// of ours, so a client cannot tell when to come back and an operator
+// cannot see them. An HTTP server writes nothing before it has read a
+// request but such refusals, so a write on a connection not yet read
+// from that starts with one of these status lines is one of them;
+// fasthttp then closes the connection (Server.Serve, wrapPerIPConn). The
+// accept loop writes it, before any goroutine serves the connection.
+const (
+	reasonTooManyConns      = "too_many_connections"
+	reasonTooManyConnsPerIP = "too_many_connections_per_ip"
+)
+
+type fastRefusal struct {
+	prefix   []byte // fasthttp's status line
+	reason   string
+	status   int
+	response []byte // ours, whole
+}
+
+var fastRefusals = []fastRefusal{
+	newFastRefusal(fasthttp.StatusServiceUnavailable, reasonTooManyConns,
+		"the gateway serves as many connections as -http.concurrency allows; retry shortly"),
+	newFastRefusal(fasthttp.StatusTooManyRequests, reasonTooManyConnsPerIP,
+		"this address has as many connections open as -http.max-conns-per-ip allows; reuse one, or retry shortly"),
+}
+
+func newFastRefusal(status int, reason, why string) fastRefusal {
+	line := "HTTP/1.1 " + strconv.Itoa(status) + " " + fasthttp.StatusMessage(status)
+	body := reason + ": " + why + "\n"
+	return fastRefusal{
+		prefix: []byte(line + "\r\n"),
+		reason: reason,
+		status: status,
+		response: []byte(line + "\r\nServer: beacongate\r\nContent-Type: text/plain; charset=utf-8\r\nRetry-After: 1\r\nContent-Length: " +
+			strconv.Itoa(len(body)) + "\r\nConnection: close\r\n\r\n" + body),
+	}
+}
+
+// A refused connection is closed gracefully: its write side first, then
+// what the client still sends is read and dropped for up to
+// refusedLinger. Closing a socket with unread bytes sends a reset, and a
+// reset that reaches the client before it read the answer makes its
+// kernel drop the answer: the client would see "connection reset", not
+// the status and Retry-After. At most refusedLingerMax connections linger
+// at once (a flood of refusals must not pile up goroutines); past it they
+// are closed at once, as fasthttp would.
+const (
+	refusedLinger    = time.Second
+	refusedLingerMax = 256
+	refusedDrainMax  = 64 << 10
+)
+
+var refusedLingering = make(chan struct{}, refusedLingerMax)
+
+func (c *sniffConn) Close() error {
+	cw, tcp := c.Conn.(interface{ CloseWrite() error })
+	if !c.refused || !tcp {
+		return c.Conn.Close()
+	}
+	select {
+	case refusedLingering <- struct{}{}:
+	default:
+		return c.Conn.Close()
+	}
+	go func() {
+		defer func() { <-refusedLingering }()
+		_ = cw.CloseWrite()
+		_ = c.Conn.SetReadDeadline(time.Now().Add(refusedLinger))
+		_, _ = io.Copy(io.Discard, io.LimitReader(c.Conn, refusedDrainMax))
+		_ = c.Conn.Close()
+	}()
+	return nil
+}
+
+func (c *sniffConn) Write(p []byte) (int, error) {
+	if c.checked {
+		return c.Conn.Write(p)
+	}
+	if c.refused {
+		return len(p), nil // the rest of fasthttp's refusal
+	}
+	for _, r := range fastRefusals {
+		if bytes.HasPrefix(p, r.prefix) {
+			c.refused = true
+			_ = c.Conn.SetWriteDeadline(time.Now().Add(notHTTPWriteTimeout))
+			_, _ = c.Conn.Write(r.response)
+			countRejected(r.reason, 1)
+			countRequest(routeOther, r.status)
+			return len(p), nil
+		}
+	}
+	return c.Conn.Write(p)
 }
 
 func (c *sniffConn) Read(p []byte) (int, error) {
@@ -80,6 +179,7 @@ func (c *sniffConn) Read(p []byte) (int, error) {
 	}
 	_ = c.Conn.SetWriteDeadline(time.Now().Add(notHTTPWriteTimeout))
 	_, _ = c.Conn.Write(notHTTPResponse)
+	c.refused = true
 	countRejected(reasonNotHTTP, 1)
 	countRequest(routeOther, fasthttp.StatusBadRequest)
 	// fasthttp closes a connection whose first read ends, without an

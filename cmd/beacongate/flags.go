@@ -200,7 +200,7 @@ func newFlagSet(o *options, out io.Writer) *flag.FlagSet {
 	fs.IntVar(&o.ingest.MaxInflatedBytes, "http.max-inflated-bytes", 0, "largest gzip/deflate body once inflated, 413 past it (0: 4 x -http.max-body-bytes)")
 	fs.IntVar(&o.ingest.MaxConnsPerIP, "http.max-conns-per-ip", 0, "most concurrent connections per IPv4 peer (0: off)")
 	fs.IntVar(&o.ingest.MaxInflightBytes, "http.max-inflight-bytes", 0, "memory budget of request bodies and inflate buffers in flight, 503 memory_budget past it (0: 256 MiB, or one maximal request if more)")
-	fs.IntVar(&o.ingest.Concurrency, "http.concurrency", 10_000, "most connections served at once, idle keep-alive ones included (fasthttp answers 503 past it)")
+	fs.IntVar(&o.ingest.Concurrency, "http.concurrency", 10_000, "most connections served at once, idle keep-alive ones included (503 too_many_connections past it)")
 	fs.BoolVar(&o.ingest.CORSCredentials, "http.cors-credentials", false, "allow credentialed CORS (cookies) from the -http.cors-origins list (which must then be explicit)")
 	fs.Var((*listFlag)(&o.ingest.RedirectHosts), "http.redirect-hosts", "hosts the click redirect /r may send browsers to: example.com, or .example.com with subdomains; empty refuses all")
 	fs.Var((*listFlag)(&o.ingest.SnowplowPaths), "snowplow.paths", "more paths answered as the Snowplow tracker endpoint /com.snowplowanalytics.snowplow/tp2 (a tracker's custom postPath)")
