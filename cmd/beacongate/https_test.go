@@ -1,11 +1,15 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -92,5 +96,32 @@ func TestHTTPSReloadAndAdminToken(t *testing.T) {
 	}
 	if code := g.stop(t); code != 0 {
 		t.Fatalf("exit code %d", code)
+	}
+}
+
+// TestHTTPSBadCertificateFailsFirst: a certificate that cannot be loaded
+// stops the start before the development broker starts or the spool is
+// created, with a line naming the files.
+func TestHTTPSBadCertificateFailsFirst(t *testing.T) {
+	dir := t.TempDir()
+	spoolDir, dataDir := filepath.Join(dir, "spool"), filepath.Join(dir, "kafka")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, kafkatest.GatewayBinary(t),
+		"-http.listen", freeAddr(t), "-admin.listen", freeAddr(t),
+		"-https.listen", freeAddr(t), "-https.cert", filepath.Join(dir, "missing.pem"), "-https.key", filepath.Join(dir, "missing.key"),
+		"-spool.dir", spoolDir, "-embedded.data-dir", dataDir, "-embedded.listen", freeAddr(t))
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() == 0 {
+		t.Fatalf("want a failed start, got %v:\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "missing.pem") {
+		t.Errorf("the failure does not name the certificate file:\n%s", out)
+	}
+	for _, d := range []string{spoolDir, dataDir} {
+		if _, err := os.Stat(d); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s was created before the certificate was checked (%v):\n%s", d, err, out)
+		}
 	}
 }

@@ -51,6 +51,18 @@ func start(o *options, log *zap.Logger) (*app, error) {
 		return fail(fmt.Errorf("admin listener: %w", err))
 	}
 	undo = append(undo, func() { adminLn.Close() })
+	// The certificate too: a bad pair fails before a broker or the spool
+	// is touched.
+	var httpsLn net.Listener
+	if o.httpsListen != "" {
+		if a.certStore, err = certs.Load(o.httpsCert, o.httpsKey); err != nil {
+			return fail(err)
+		}
+		if httpsLn, err = net.Listen("tcp", o.httpsListen); err != nil {
+			return fail(fmt.Errorf("https listener: %w", err))
+		}
+		undo = append(undo, func() { httpsLn.Close() })
+	}
 
 	cfg := kafka.Config{Producer: o.producer, Spool: o.spool, Relay: relay.Config{
 		DeadLetterTopic: o.dlqTopic, DeadLetterMaxBytes: o.dlqMaxBytes, GatewayID: o.gatewayID,
@@ -81,21 +93,13 @@ func start(o *options, log *zap.Logger) (*app, error) {
 		log.Warn("the admin listener (metrics, pprof) is reachable beyond loopback without -admin.token",
 			zap.String("admin", adminLn.Addr().String()))
 	}
-	var httpsLn net.Listener
-	if o.httpsListen != "" {
-		if a.certStore, err = certs.Load(o.httpsCert, o.httpsKey); err != nil {
-			return fail(err)
-		}
-		if httpsLn, err = net.Listen("tcp", o.httpsListen); err != nil {
-			return fail(fmt.Errorf("https listener: %w", err))
-		}
-		log.Info("serving HTTPS", zap.String("https", httpsLn.Addr().String()))
-	}
-
 	go func() { a.errc <- a.srv.Serve(httpLn) }()
 	go func() { a.errc <- a.adm.Serve(adminLn) }()
 	if httpsLn != nil {
 		go func() { a.errc <- a.srv.Serve(tls.NewListener(httpsLn, a.certStore.TLSConfig())) }()
+	}
+	if httpsLn != nil {
+		log.Info("serving HTTPS", zap.String("https", httpsLn.Addr().String()))
 	}
 	log.Info("serving",
 		zap.String("http", httpLn.Addr().String()), zap.String("admin", adminLn.Addr().String()),
