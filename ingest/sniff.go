@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -69,7 +70,10 @@ func (l sniffListener) Accept() (net.Conn, error) {
 type sniffConn struct {
 	net.Conn
 	checked bool // only the serving goroutine reads: no lock
-	refused bool // a refusal was swapped: fasthttp's other writes are dropped
+	// refused: this connection was refused (not_http, or a swapped
+	// fasthttp refusal); its later writes are dropped and Close lingers.
+	// Atomic: Server.Shutdown may close a connection from its own goroutine.
+	refused atomic.Bool
 }
 
 // Connections fasthttp refuses before it reads anything: past
@@ -130,7 +134,7 @@ var refusedLingering = make(chan struct{}, refusedLingerMax)
 
 func (c *sniffConn) Close() error {
 	cw, tcp := c.Conn.(interface{ CloseWrite() error })
-	if !c.refused || !tcp {
+	if !c.refused.Load() || !tcp {
 		return c.Conn.Close()
 	}
 	select {
@@ -152,12 +156,12 @@ func (c *sniffConn) Write(p []byte) (int, error) {
 	if c.checked {
 		return c.Conn.Write(p)
 	}
-	if c.refused {
+	if c.refused.Load() {
 		return len(p), nil // the rest of fasthttp's refusal
 	}
 	for _, r := range fastRefusals {
 		if bytes.HasPrefix(p, r.prefix) {
-			c.refused = true
+			c.refused.Store(true)
 			_ = c.Conn.SetWriteDeadline(time.Now().Add(notHTTPWriteTimeout))
 			_, _ = c.Conn.Write(r.response)
 			countRejected(r.reason, 1)
@@ -179,7 +183,7 @@ func (c *sniffConn) Read(p []byte) (int, error) {
 	}
 	_ = c.Conn.SetWriteDeadline(time.Now().Add(notHTTPWriteTimeout))
 	_, _ = c.Conn.Write(notHTTPResponse)
-	c.refused = true
+	c.refused.Store(true)
 	countRejected(reasonNotHTTP, 1)
 	countRequest(routeOther, fasthttp.StatusBadRequest)
 	// fasthttp closes a connection whose first read ends, without an
