@@ -171,6 +171,7 @@ func TestOverflowMarked(t *testing.T) {
 		{"false, then marked", append([]byte{0xb0, 0x01, 0x00}, beacon("k", "1", true)...), true},
 		{"truncated", beacon("k", "1", true)[:5], false},
 		{"marked after garbage", append([]byte{0xff, 0xff}, 0xb0, 0x01, 0x01), false},
+		{"marked, its tag in three bytes", []byte{0xb0, 0x81, 0x00, 0x51}, true},
 	} {
 		if got := overflowMarked(c.value); got != c.want {
 			t.Errorf("%s: overflowMarked = %v, want %v", c.name, got, c.want)
