@@ -1,7 +1,6 @@
 package relay
 
 import (
-
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/beacongate/beacongate/internal/kafka/delivery"
