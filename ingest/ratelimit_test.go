@@ -144,7 +144,10 @@ func TestRateLimitPerIP(t *testing.T) {
 	}
 }
 
-func TestRateLimitPerSite(t *testing.T) {
+// newSiteLimited is a server limiting each site to one request at once
+// and one more every 2 s, on a clock the test moves.
+func newSiteLimited(t *testing.T) (*Server, *recordingSink, *fakeClock) {
+	t.Helper()
 	sink := &recordingSink{t: t}
 	s, err := New(Config{RateLimitPerSite: 0.5, RateBurstPerSite: 1}, sink, nil, zap.NewNop())
 	if err != nil {
@@ -152,6 +155,11 @@ func TestRateLimitPerSite(t *testing.T) {
 	}
 	clk := &fakeClock{t: time.Unix(1e9, 0)}
 	s.clock = clk.now
+	return s, sink, clk
+}
+
+func TestRateLimitPerSite(t *testing.T) {
+	s, sink, clk := newSiteLimited(t)
 	get := func(q string) (int, string) {
 		ctx := serveFrom(t, s, "203.0.113.1", "GET /i?"+q+" HTTP/1.1\r\nHost: gw\r\n\r\n")
 		return ctx.Response.StatusCode(), string(ctx.Response.Header.Peek("Retry-After"))
@@ -217,13 +225,7 @@ func TestRateErrorRetryAfter(t *testing.T) {
 // application's visits share one bucket and a new session is not a new
 // site.
 func TestRateLimitPerSiteSnowplow(t *testing.T) {
-	sink := &recordingSink{t: t}
-	s, err := New(Config{RateLimitPerSite: 0.5, RateBurstPerSite: 1}, sink, nil, zap.NewNop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	clk := &fakeClock{t: time.Unix(1e9, 0)}
-	s.clock = clk.now
+	s, sink, _ := newSiteLimited(t)
 	get := func(q string) int {
 		ctx := serveFrom(t, s, "203.0.113.1", "GET /i?e=pv&p=web&tv=js-3.0&"+q+" HTTP/1.1\r\nHost: gw\r\n\r\n")
 		return ctx.Response.StatusCode()
