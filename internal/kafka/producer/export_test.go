@@ -1,5 +1,7 @@
 package producer
 
+import "sync"
+
 // UrgentFlushAvailable reports whether p reached librdkafka's handle, so
 // acknowledged requests do not wait out linger.ms (urgent.go).
 func UrgentFlushAvailable(p *Producer) bool { return p.rk != nil }
@@ -22,3 +24,13 @@ func Stopping(p *Producer) <-chan struct{} { return p.stop }
 
 // HandleClosed reports whether librdkafka's handle was closed (destroyed).
 func HandleClosed(p *Producer) bool { return p.p.IsClosed() }
+
+// ChurnFaults runs librdkafka's per-batch compression allocations rounds
+// times on a new thread and returns its minor page faults (malloc.go).
+func ChurnFaults(rounds int) int64 { return churnFaults(rounds) }
+
+// SetMallocThresholds sets glibc's mmap and trim thresholds (malloc.go).
+func SetMallocThresholds(mmap, trim int) int { return setMallocThresholds(mmap, trim) }
+
+// ForgetMallocTuning makes the next New tune glibc's malloc again.
+func ForgetMallocTuning() { mallocOnce = sync.Once{} }

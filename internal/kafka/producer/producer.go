@@ -1,7 +1,8 @@
 // Package producer hands records to Kafka through librdkafka
 // (confluent-kafka-go): asynchronous, Snappy-compressed, idempotent, with
 // a bounded queue that fails fast when full. It is the only package that
-// uses cgo, so the rest of the gateway builds, tests and fuzzes quickly.
+// uses cgo (the Go client, librdkafka's flush and glibc's malloc
+// thresholds), so the rest of the gateway builds, tests and fuzzes quickly.
 //
 // It keeps exact books: every record it accepted is outstanding until its
 // delivery report has been handled (delivered, kept by the failure
@@ -107,6 +108,7 @@ func New(cfg Config, log *zap.Logger) (*Producer, error) {
 	if cfg.LatencySampleEvery > 0 {
 		sample = uint64(cfg.LatencySampleEvery)
 	}
+	tuneMalloc(log)
 	cm := kafka.ConfigMap{}
 	for k, v := range props {
 		cm[k] = goValue(k, v)
