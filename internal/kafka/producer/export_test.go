@@ -1,7 +1,5 @@
 package producer
 
-import "sync"
-
 // UrgentFlushAvailable reports whether p reached librdkafka's handle, so
 // acknowledged requests do not wait out linger.ms (urgent.go).
 func UrgentFlushAvailable(p *Producer) bool { return p.rk != nil }
@@ -31,6 +29,3 @@ func ChurnFaults(rounds int) int64 { return churnFaults(rounds) }
 
 // SetMallocThresholds sets glibc's mmap and trim thresholds (malloc.go).
 func SetMallocThresholds(mmap, trim int) int { return setMallocThresholds(mmap, trim) }
-
-// ForgetMallocTuning makes the next New tune glibc's malloc again.
-func ForgetMallocTuning() { mallocOnce = sync.Once{} }

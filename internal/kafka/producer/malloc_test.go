@@ -3,55 +3,107 @@
 package producer_test
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
+	"regexp"
+	"strconv"
+	"strings"
 	"testing"
 
-	"go.uber.org/zap/zaptest"
+	"go.uber.org/zap"
 
 	"github.com/beacongate/beacongate/internal/kafka/producer"
 )
 
-// TestCompressionScratchStaysMapped replays, on a thread of its own,
-// what librdkafka allocates and frees to compress each batch (~170 KiB),
-// and counts the thread's page faults. With glibc's default thresholds
-// every free trims the arena down to a 128 KiB pad and every batch
-// faults the pages above it in again (malloc.go); once New has run, the
-// pages stay and only the first batch faults.
+const churnRounds = 200
+
+// TestCompressionScratchStaysMapped replays what librdkafka allocates and
+// frees to compress each batch (~170 KiB) 200 times on a thread of its
+// own and counts the thread's page faults. Each run is a process of its
+// own: a thread's malloc arena may be shared with other threads, whose
+// live blocks would hide the trimming, and a fresh process has few.
+//   - glibc's default thresholds: every free trims the arena down to a
+//     128 KiB pad and every batch faults the ~42 KiB above it in again,
+//     11 pages (malloc.go).
+//   - after New: the pages stay, only the first batch faults.
+//   - an operator's GLIBC_TUNABLES for malloc: New leaves them alone
+//     (here glibc's defaults, so the churn is back) and logs it.
 func TestCompressionScratchStaysMapped(t *testing.T) {
-	if os.Getenv("GLIBC_TUNABLES") != "" {
-		t.Skip("GLIBC_TUNABLES is set: the thresholds under test are the environment's")
+	if strings.Contains(os.Getenv("GLIBC_TUNABLES"), "glibc.malloc.") {
+		t.Skip("GLIBC_TUNABLES sets malloc parameters: the thresholds under test are the environment's")
 	}
-	const rounds = 200
-	// The fault the tuning prevents: glibc's defaults (128 KiB each,
-	// which also turns off its dynamic thresholds, as mallopt does).
-	switch producer.SetMallocThresholds(128<<10, 128<<10) {
-	case -1:
-		t.Skip("not glibc: its allocator has its own trimming policy")
-	case 0:
-		t.Fatal("glibc refused the default thresholds")
+	defaults, _ := churnInChild(t, "defaults")
+	tuned, _ := churnInChild(t, "new")
+	kept, out := churnInChild(t, "new", "GLIBC_TUNABLES=glibc.malloc.trim_threshold=131072:glibc.malloc.mmap_threshold=131072")
+	t.Logf("%d batches' compression scratch: %d page faults with glibc's defaults, %d after New, %d after New under GLIBC_TUNABLES",
+		churnRounds, defaults, tuned, kept)
+	if defaults < 5*churnRounds {
+		t.Fatalf("with glibc's default thresholds only %d page faults in %d rounds: the churn this guards against did not happen", defaults, churnRounds)
 	}
-	untuned := producer.ChurnFaults(rounds)
-	if untuned < 0 {
-		t.Fatalf("churn failed: %d", untuned)
-	}
-	// New tunes once per process, and another test may have run it.
-	producer.ForgetMallocTuning()
-	b := startBroker(t, "beacons")
-	p, err := producer.New(producer.Config{Brokers: b.Addr(), Topic: "beacons"}, zaptest.NewLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	tuned := producer.ChurnFaults(rounds)
-	t.Logf("%d batches' compression scratch: %d page faults with glibc's default thresholds, %d after New", rounds, untuned, tuned)
-	// The default trim keeps a 128 KiB pad: each batch gives back and
-	// faults in the ~42 KiB above it, 11 pages.
-	if untuned < 5*rounds {
-		t.Fatalf("with glibc's default thresholds only %d page faults in %d rounds: the churn this guards against did not happen", untuned, rounds)
-	}
-	// The first batch faults its ~42 pages in, the others none.
 	if tuned > 100 {
-		t.Fatalf("after New %d page faults in %d rounds (%.1f per batch): compression scratch is given back and faulted in again",
-			tuned, rounds, float64(tuned)/rounds)
+		t.Errorf("after New %d page faults in %d rounds (%.1f per batch): compression scratch is given back and faulted in again",
+			tuned, churnRounds, float64(tuned)/churnRounds)
 	}
+	if kept < 5*churnRounds {
+		t.Errorf("under the operator's GLIBC_TUNABLES only %d page faults in %d rounds: New changed the thresholds", kept, churnRounds)
+	}
+	if !strings.Contains(out, "GLIBC_TUNABLES sets malloc parameters") {
+		t.Errorf("under GLIBC_TUNABLES New did not log that it leaves the thresholds alone; output:\n%s", out)
+	}
+}
+
+var faultsLine = regexp.MustCompile(`(?m)^faults=(\d+)$`)
+
+// churnInChild runs TestMallocChurnChild in a new process of this test
+// binary with BG_MALLOC_CHILD=mode and env, and returns the page faults
+// it printed and its output.
+func churnInChild(t *testing.T, mode string, env ...string) (int64, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMallocChurnChild$", "-test.count=1", "-test.v", "-test.timeout=60s")
+	cmd.Env = append(append(os.Environ(), "BG_MALLOC_CHILD="+mode), env...)
+	raw, err := cmd.CombinedOutput()
+	out := string(raw)
+	if err != nil {
+		t.Fatalf("child %s: %v\n%s", mode, err, out)
+	}
+	m := faultsLine.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("child %s printed no faults= line:\n%s", mode, out)
+	}
+	n, _ := strconv.ParseInt(m[1], 10, 64)
+	return n, out
+}
+
+// TestMallocChurnChild is TestCompressionScratchStaysMapped's child
+// process; it skips unless that test started it.
+func TestMallocChurnChild(t *testing.T) {
+	switch mode := os.Getenv("BG_MALLOC_CHILD"); mode {
+	case "":
+		t.Skip("a child process of TestCompressionScratchStaysMapped")
+	case "defaults":
+		// glibc's defaults, fixed: a free of an mmapped block earlier
+		// in the process could have raised them.
+		if producer.SetMallocThresholds(128<<10, 128<<10) != 1 {
+			t.Skip("not glibc, or it refused the default thresholds")
+		}
+	case "new":
+		log, err := zap.NewDevelopment() // to stderr, which the parent reads
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := startBroker(t, "beacons")
+		p, err := producer.New(producer.Config{Brokers: b.Addr(), Topic: "beacons"}, log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+	default:
+		t.Fatalf("BG_MALLOC_CHILD=%q", mode)
+	}
+	faults := producer.ChurnFaults(churnRounds)
+	if faults < 0 {
+		t.Fatalf("churn failed: %d", faults)
+	}
+	fmt.Printf("faults=%d\n", faults)
 }
