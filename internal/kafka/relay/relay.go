@@ -303,22 +303,20 @@ func (r *Relay) toSpoolLocked(key, value []byte, a *delivery.Ack, overflow bool)
 }
 
 // appendLocked appends recs (size bytes of frames) to the main lane, all
-// or none when the budget is the limit: a client retrying a half-spooled
-// batch would duplicate its first half. (A disk failing in the middle
-// leaves the first n appended; the error is about the rest.) r.mu is
-// held.
+// or none: a client retrying a half-spooled batch would duplicate its
+// first half. It returns len(recs), or 0 with the error. r.mu is held.
 func (r *Relay) appendLocked(recs []delivery.Record, a *delivery.Ack, size int64) (n int, err error) {
 	if _, waiting := r.sp.Waiting(); waiting+size > r.sp.MaxBytes {
 		return 0, fmt.Errorf("spool: cannot append %d records of %d bytes: %d of %d bytes waiting: %w",
 			len(recs), size, waiting, r.sp.MaxBytes, spool.ErrFull)
 	}
-	for i, rec := range recs {
-		if err := r.sp.Main.Append(rec.Key, rec.Value); err != nil {
-			return i, err
-		}
-		r.appends.Add(1)
-		spooledTotal.Inc()
+	// One write for the whole batch (spool.AppendBatch says why), all or
+	// none.
+	if err := r.sp.Main.AppendBatch(len(recs), func(i int) ([]byte, []byte) { return recs[i].Key, recs[i].Value }); err != nil {
+		return 0, err
 	}
+	r.appends.Add(uint64(len(recs)))
+	spooledTotal.Add(float64(len(recs)))
 	if a != nil {
 		a.SetSpooled()
 	}
@@ -376,8 +374,9 @@ func (r *Relay) direct(key, value []byte, a *delivery.Ack, overflow bool) error 
 // straight to Kafka when its queue has room for all of them, else to the
 // spool when it has room for all of them, else the batch is refused with
 // one 503. It returns how many records were taken: len(recs), or 0 with
-// the error. (Without a spool, or when a disk fails in the middle, the
-// first n may have been taken; the error is then about the rest.)
+// the error. (Without a spool, or when the spool fails a batch whose
+// first records went straight to Kafka, the first n may have been taken;
+// the error is then about the rest.)
 func (r *Relay) ProduceBatch(recs []delivery.Record, a *delivery.Ack) (int, error) {
 	if len(recs) == 0 {
 		return 0, nil

@@ -164,3 +164,17 @@ func lastSeg(t testing.TB, dir string) uint64 {
 	}
 	return slices.Max(ids)
 }
+
+// appendBatchTest appends records from..to-1 of the test sequence as one
+// batch.
+func appendBatchTest(t testing.TB, s *Spool, from, to int) error {
+	t.Helper()
+	return s.AppendBatch(to-from, func(i int) ([]byte, []byte) {
+		k, v := testRecord(from + i)
+		var key []byte
+		if (from+i)%7 != 0 { // as appendTest: nil and empty keys
+			key = []byte(k)
+		}
+		return key, []byte(v)
+	})
+}

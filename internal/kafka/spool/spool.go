@@ -129,6 +129,7 @@ type Spool struct {
 	failedErr   error        // and why
 	syncWaiting int          // Syncs waiting for a round (tests)
 	fsyncs      atomic.Int64 // fsyncs of segment files (tests, benchmarks)
+	writes      atomic.Int64 // pwrites of frames (tests, benchmarks)
 
 	mu           sync.Mutex
 	closed       bool
@@ -196,10 +197,37 @@ func Open(cfg Config, log *zap.Logger) (*Spool, error) {
 // that fails, the segment is abandoned for a new one), so it never leaves
 // a half frame before later records; errors are not sticky.
 func (s *Spool) Append(key, value []byte) error {
-	size := frameSize(len(key), len(value))
-	if size < 0 {
-		return fmt.Errorf("spool: cannot append a record with a %d-byte key and a %d-byte value: %w (frame body limit %d bytes)",
-			len(key), len(value), ErrTooLarge, maxBody)
+	return s.AppendBatch(1, func(int) ([]byte, []byte) { return key, value })
+}
+
+// batchChunk bounds the bytes AppendBatch writes with one pwrite, so that
+// a huge batch does not grow (and pin) the frame buffer without bound.
+const batchChunk = 256 << 10
+
+// AppendBatch writes n records at the tail, all or none: rec(i) returns
+// the i-th record's key and value. It is Append for many records with one
+// pwrite per 256 KiB instead of one per record. That matters when a
+// request's batch is spooled: a write of one 2 KB frame costs a system
+// call, and the kernel zeroes the rest of every page cache page a write
+// starts in the middle of, so per-record writes zeroed about as many bytes
+// as they wrote; one write per batch zeroes only its first and last page.
+// Either every record is visible to Read when it returns nil, or none is
+// (a failed write is cut back like Append's), and ErrFull and ErrTooLarge
+// are judged on the whole batch before anything is written. All records
+// of a batch carry the same append time.
+func (s *Spool) AppendBatch(n int, rec func(i int) (key, value []byte)) error {
+	if n <= 0 {
+		return nil
+	}
+	var size int64
+	for i := range n {
+		key, value := rec(i)
+		fs := frameSize(len(key), len(value))
+		if fs < 0 {
+			return fmt.Errorf("spool: cannot append a record (%d of %d) with a %d-byte key and a %d-byte value: %w (frame body limit %d bytes)",
+				i+1, n, len(key), len(value), ErrTooLarge, maxBody)
+		}
+		size += fs
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -207,21 +235,37 @@ func (s *Spool) Append(key, value []byte) error {
 		return ErrClosed
 	}
 	if used := s.totalBytes - s.committed.Offset; used+size > s.cfg.MaxBytes {
-		return fmt.Errorf("spool: cannot append a %d-byte frame to %s: %d of %d bytes used: %w",
-			size, s.cfg.Dir, used, s.cfg.MaxBytes, ErrFull)
+		what := fmt.Sprintf("a %d-byte frame", size)
+		if n > 1 {
+			what = fmt.Sprintf("%d records in %d bytes of frames", n, size)
+		}
+		return fmt.Errorf("spool: cannot append %s to %s: %d of %d bytes used: %w",
+			what, s.cfg.Dir, used, s.cfg.MaxBytes, ErrFull)
 	}
 	a := &s.segs[len(s.segs)-1]
 	if s.needRoll || (a.size > 0 && a.size+size > s.cfg.SegmentBytes) {
+		// A batch larger than a segment gets one of its own, as a record
+		// larger than a segment does: a batch never spans two segments.
 		if err := s.rollLocked(); err != nil {
 			return err
 		}
 		a = &s.segs[len(s.segs)-1]
 	}
-	// Microseconds, as stored, and without the monotonic reading.
 	now := time.UnixMicro(s.now().UnixMicro())
-	s.wbuf = appendFrame(s.wbuf[:0], key, value, now)
-	if _, err := s.w.WriteAt(s.wbuf, a.size); err != nil {
-		return s.writeFailedLocked(a, size, err)
+	off := a.size
+	s.wbuf = s.wbuf[:0]
+	for i := range n {
+		key, value := rec(i)
+		s.wbuf = appendFrame(s.wbuf, key, value, now)
+		if len(s.wbuf) < batchChunk && i < n-1 {
+			continue
+		}
+		s.writes.Add(1)
+		if _, err := s.w.WriteAt(s.wbuf, off); err != nil {
+			return s.writeFailedLocked(a, size, err)
+		}
+		off += int64(len(s.wbuf))
+		s.wbuf = s.wbuf[:0]
 	}
 	if cap(s.wbuf) > 1<<20 {
 		s.wbuf = nil // one huge record must not pin its buffer
@@ -233,18 +277,18 @@ func (s *Spool) Append(key, value []byte) error {
 		s.oldest = now
 	}
 	a.size += size
-	a.records++
+	a.records += int64(n)
 	s.totalBytes += size
-	s.totalRecords++
-	s.appendSeq++
+	s.totalRecords += int64(n)
+	s.appendSeq += uint64(n)
 	return nil
 }
 
-// writeFailedLocked undoes a failed or partial write of a frame at the end
-// of the active segment a.
+// writeFailedLocked undoes a failed or partial write of frames (size
+// bytes) at the end of the active segment a.
 func (s *Spool) writeFailedLocked(a *segMeta, size int64, err error) error {
 	path := s.segPath(a.id)
-	werr := fmt.Errorf("spool: cannot append a %d-byte frame at offset %d of %s: %w", size, a.size, path, err)
+	werr := fmt.Errorf("spool: cannot append %d bytes of frames at offset %d of %s: %w", size, a.size, path, err)
 	if terr := s.w.Truncate(a.size); terr != nil {
 		// The bytes past a.size may be half a frame: never append after
 		// them. Readers stop at a.size; Open sees them as corruption of a

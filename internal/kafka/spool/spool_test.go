@@ -544,7 +544,7 @@ func TestWriteFailure(t *testing.T) {
 	defer good.Close()
 
 	err = s.Append(nil, []byte("lost"))
-	if err == nil || errors.Is(err, ErrFull) || !strings.Contains(err.Error(), "cannot append a") {
+	if err == nil || errors.Is(err, ErrFull) || !strings.Contains(err.Error(), "cannot append") {
 		t.Fatalf("Append to a read-only file = %v", err)
 	}
 	if logs.FilterMessageSnippet("cannot cut a failed append back").Len() != 1 {
@@ -770,5 +770,79 @@ func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAppendBatch: a batch is written with one pwrite per 256 KiB of
+// frames, not one per record (why: AppendBatch's comment), and reads back
+// like records appended one by one, in order, batches and single appends
+// interleaved.
+func TestAppendBatch(t *testing.T) {
+	s, _ := open(t, t.TempDir(), Config{})
+	defer s.Close()
+	before := s.writes.Load()
+	must(t, appendBatchTest(t, s, 0, 20))
+	if n := s.writes.Load() - before; n != 1 {
+		t.Fatalf("a batch of 20 records did %d writes, want 1", n)
+	}
+	appendTest(t, s, 20, 21)
+	// About 1.2 MiB of frames: five writes of at most 256 KiB.
+	before = s.writes.Load()
+	big := make([]byte, 60<<10)
+	must(t, s.AppendBatch(20, func(int) ([]byte, []byte) { return []byte("k"), big }))
+	if n := s.writes.Load() - before; n < 4 || n > 5 {
+		t.Fatalf("a batch of 1.2 MiB did %d writes, want 4 or 5 (at most 256 KiB each)", n)
+	}
+	if cap(s.wbuf) > 1<<20 {
+		t.Fatalf("the frame buffer kept %d bytes after a large batch", cap(s.wbuf))
+	}
+	must(t, appendBatchTest(t, s, 21, 40))
+	if st := s.Stats(); st.Records != 60 {
+		t.Fatalf("Stats after 60 records: %+v", st)
+	}
+	got, _ := readN(t, s, 1000, 60)
+	if len(got) != 60 {
+		t.Fatalf("read %d records, want 60", len(got))
+	}
+	for i, r := range got[21:41] {
+		if r.key != "k" || len(r.value) != len(big) {
+			t.Fatalf("record %d of the large batch: key %q, %d-byte value", i, r.key, len(r.value))
+		}
+	}
+	checkRecords(t, got[:21], 0)
+	checkRecords(t, got[41:], 21)
+}
+
+// TestAppendBatchAllOrNone: a batch that does not fit, holds a record too
+// large, or whose write fails after its first 256 KiB leaves the spool as
+// it was; later appends work.
+func TestAppendBatchAllOrNone(t *testing.T) {
+	k, v := "key", strings.Repeat("x", 100)
+	frame := frameBytes(k, v)
+	s, _ := open(t, t.TempDir(), Config{MaxBytes: 10 * frame, SegmentBytes: 4 * frame})
+	defer s.Close()
+	recs := func(n int) (int, func(int) ([]byte, []byte)) {
+		return n, func(int) ([]byte, []byte) { return []byte(k), []byte(v) }
+	}
+	must(t, s.AppendBatch(recs(7)))
+	if err := s.AppendBatch(recs(4)); !errors.Is(err, ErrFull) || !strings.Contains(err.Error(), "4 records in") {
+		t.Fatalf("a batch past MaxBytes = %v, want ErrFull naming 4 records", err)
+	}
+	if st := s.Stats(); st.Records != 7 || st.Bytes != 7*frame {
+		t.Fatalf("a refused batch changed Stats: %+v", st)
+	}
+	huge := make([]byte, maxBody)
+	err := s.AppendBatch(2, func(i int) ([]byte, []byte) {
+		if i == 1 {
+			return nil, huge
+		}
+		return []byte(k), []byte(v)
+	})
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("a batch with a %d-byte record = %v, want ErrTooLarge", len(huge), err)
+	}
+	must(t, s.AppendBatch(recs(3)))
+	if st := s.Stats(); st.Records != 10 {
+		t.Fatalf("Stats after 10 records: %+v", st)
 	}
 }
