@@ -1,8 +1,6 @@
 package producer
 
 import (
-	"time"
-
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 	"github.com/beacongate/beacongate/internal/kafka/delivery"
@@ -15,9 +13,9 @@ import (
 // same in beacongate.v1.Beacon.overflow.
 const OverflowHeader = "beacongate-overflow"
 
-// overflowHeaders is shared by every overflow record: librdkafka copies
-// headers, and nobody writes them.
-var overflowHeaders = []kafka.Header{{Key: OverflowHeader, Value: []byte("1")}}
+// overflowHeaders is shared by every overflow record, in appendHeader's
+// layout: librdkafka copies headers, and nobody writes them.
+var overflowHeaders = appendHeader(nil, OverflowHeader, []byte("1"))
 
 // ProduceOverflow enqueues an overflow record: with its key (the
 // contract with consumers), the overflow header, and to the next
@@ -29,11 +27,7 @@ func (p *Producer) ProduceOverflow(key, value []byte, t delivery.Tracker) error 
 	if t != nil {
 		return p.produceTracked(p.spreadPartition(), overflowHeaders, key, value, t)
 	}
-	var opaque any
-	if p.sample > 0 && p.seq.Add(1)%p.sample == 0 {
-		opaque = time.Now()
-	}
-	return p.produceTo(p.topic, p.spreadPartition(), key, value, nil, overflowHeaders, opaque)
+	return p.produceTo(p.topic, p.spreadPartition(), key, value, overflowHeaders, p.sampleOpaque())
 }
 
 // spreadPartition is the next partition of the round-robin, or

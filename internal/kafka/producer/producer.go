@@ -15,10 +15,12 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -86,6 +88,19 @@ type Producer struct {
 	rk        unsafe.Pointer
 	flushDone chan struct{} // closed when flushLoop returned
 	topicDone chan struct{} // closed when discoverTopic returned
+
+	// The gateway's own use of librdkafka's handle (events.go): rdk
+	// produces and its main queue is read by eventLoop, woken through the
+	// pipe wakeR/wakeW. goEvents carries what still reaches the Go
+	// client's channel (forwardGoEvents, which closes goDone).
+	rdk      *rdk
+	started  time.Time
+	wakeR    *os.File
+	wakeW    int
+	loopStop chan struct{}
+	goEvents chan kafka.Event
+	goDone   chan struct{}
+	closing  atomic.Bool
 }
 
 // ErrQueueFull is returned, at once, when librdkafka's queue is full: the
@@ -117,6 +132,18 @@ func New(cfg Config, log *zap.Logger) (*Producer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("producer: creating librdkafka producer for %s: %w", cfg.Brokers, err)
 	}
+	wakeR, wakeW, err := openPipe()
+	if err != nil {
+		kp.Close()
+		return nil, fmt.Errorf("producer: creating the event pipe: %w", err)
+	}
+	r, err := openRdk(kp, wakeW, cfg.Topic)
+	if err != nil {
+		kp.Close()
+		wakeR.Close()
+		syscall.Close(wakeW)
+		return nil, fmt.Errorf("producer: %w", err)
+	}
 	p := &Producer{
 		p:          kp,
 		topic:      cfg.Topic,
@@ -136,20 +163,23 @@ func New(cfg Config, log *zap.Logger) (*Producer, error) {
 		rk:         rkHandle(kp),
 		flushDone:  make(chan struct{}),
 		topicDone:  make(chan struct{}),
+		rdk:        r,
+		started:    time.Now(),
+		wakeR:      wakeR,
+		wakeW:      wakeW,
+		loopStop:   make(chan struct{}),
+		goEvents:   make(chan kafka.Event, 64),
+		goDone:     make(chan struct{}),
 	}
 	if cfg.TopicMaxBytes > 0 {
 		p.maxRecord.Store(int64(cfg.TopicMaxBytes))
 	}
 	queueCapacity.Set(float64(queueMax))
 	go p.eventLoop()
+	go p.forwardGoEvents(kp.Events())
 	go p.logLoop(kp.Logs())
 	go func() { defer close(p.topicDone); p.discoverTopic(p.stop, 30*time.Second) }()
-	if p.rk == nil {
-		log.Warn("cannot reach librdkafka's handle in this confluent-kafka-go version: acknowledged requests wait out linger.ms")
-		close(p.flushDone)
-	} else {
-		go p.flushLoop()
-	}
+	go p.flushLoop()
 	return p, nil
 }
 
@@ -193,24 +223,29 @@ func (p *Producer) ProduceTracked(key, value []byte, t delivery.Tracker) error {
 	return p.produceTracked(kafka.PartitionAny, nil, key, value, t)
 }
 
-// produceTracked is ProduceTracked to a chosen partition with headers kh.
-// A record an acknowledged request waits for is urgent: it keeps
-// librdkafka from lingering until its report (urgent.go).
-func (p *Producer) produceTracked(partition int32, kh []kafka.Header, key, value []byte, t delivery.Tracker) error {
+// produceTracked is ProduceTracked to a chosen partition with headers hb
+// (appendHeader's layout). A record an acknowledged request waits for is
+// urgent: it keeps librdkafka from lingering until its report
+// (urgent.go).
+func (p *Producer) produceTracked(partition int32, hb []byte, key, value []byte, t delivery.Tracker) error {
 	_, urgent := t.(*delivery.Ack)
-	tr := &tracked{start: time.Now(), t: t, urgent: urgent}
-	if !urgent {
-		return p.produceTo(p.topic, partition, key, value, nil, kh, tr)
+	op, h := trackedOpaque(&tracked{start: time.Now(), t: t, urgent: urgent})
+	if urgent {
+		// Counted before Produce, as the books are: the report may come first.
+		p.urgent.Add(1)
 	}
-	// Counted before Produce, as the books are: the report may come first.
-	p.urgent.Add(1)
-	if err := p.produceTo(p.topic, partition, key, value, nil, kh, tr); err != nil {
-		p.urgent.Add(-1)
+	if err := p.produceTo(p.topic, partition, key, value, hb, op); err != nil {
+		h.Delete()
+		if urgent {
+			p.urgent.Add(-1)
+		}
 		return err
 	}
-	select {
-	case p.kick <- struct{}{}:
-	default: // flushLoop is awake already
+	if urgent {
+		select {
+		case p.kick <- struct{}{}:
+		default: // flushLoop is awake already
+		}
 	}
 	return nil
 }
@@ -219,33 +254,43 @@ func (p *Producer) produceTracked(partition int32, kh []kafka.Header, key, value
 // with headers. t, if not nil, is told the outcome; failures are counted,
 // never spooled.
 func (p *Producer) ProduceTo(topic string, key, value []byte, headers []delivery.Header, t delivery.Tracker) error {
-	var opaque any
-	if t != nil {
-		opaque = &tracked{start: time.Now(), t: t}
+	var hb []byte
+	for _, h := range headers {
+		hb = appendHeader(hb, h.Key, h.Value)
 	}
-	return p.produce(topic, key, value, headers, opaque)
+	if t == nil {
+		return p.produceTo(topic, kafka.PartitionAny, key, value, hb, 0)
+	}
+	op, h := trackedOpaque(&tracked{start: time.Now(), t: t})
+	err := p.produceTo(topic, kafka.PartitionAny, key, value, hb, op)
+	if err != nil {
+		h.Delete()
+	}
+	return err
 }
 
 // Produce enqueues one record. librdkafka copies key and value
 // (RD_KAFKA_MSG_F_COPY), so the caller's buffers are free when it returns.
 // An empty key means no key: librdkafka then spreads the record randomly.
 func (p *Producer) Produce(key, value []byte) error {
-	var opaque any
+	return p.produceTo(p.topic, kafka.PartitionAny, key, value, nil, p.sampleOpaque())
+}
+
+// sampleOpaque is the opaque of an untracked record: one in p.sample
+// carries its enqueue time, as delivery reports carry no timestamp.
+func (p *Producer) sampleOpaque() uintptr {
 	if p.sample > 0 && p.seq.Add(1)%p.sample == 0 {
-		// Delivery reports carry no timestamp, so a sampled record carries
-		// its enqueue time as the opaque.
-		opaque = time.Now()
+		return p.timeOpaque()
 	}
-	return p.produce(p.topic, key, value, nil, opaque)
+	return 0
 }
 
-func (p *Producer) produce(topic string, key, value []byte, headers []delivery.Header, opaque any) error {
-	return p.produceTo(topic, kafka.PartitionAny, key, value, headers, nil, opaque)
-}
+// errProducerClosed answers a record produced after Close began.
+var errProducerClosed = status.Retry(http.StatusServiceUnavailable, "producer_closed", "producer is shutting down", time.Second)
 
-// produceTo is produce to a chosen partition (kafka.PartitionAny: the
-// key's), with kh, headers the caller keeps unchanged, before headers.
-func (p *Producer) produceTo(topic string, partition int32, key, value []byte, headers []delivery.Header, kh []kafka.Header, opaque any) error {
+// produceTo enqueues a record to topic and partition (kafka.PartitionAny:
+// the key's) with headers hb and opaque (events.go).
+func (p *Producer) produceTo(topic string, partition int32, key, value, hb []byte, opaque uintptr) error {
 	if len(key) == 0 {
 		key = nil
 	}
@@ -255,43 +300,42 @@ func (p *Producer) produceTo(topic string, partition int32, key, value []byte, h
 			return err
 		}
 	}
-	msg := kafka.Message{
-		TopicPartition: kafka.TopicPartition{Topic: &topic, Partition: partition},
-		Key:            key,
-		Value:          value,
-		Opaque:         opaque,
-		Headers:        kh,
+	if p.closing.Load() {
+		return errProducerClosed
 	}
-	for _, h := range headers {
-		msg.Headers = append(msg.Headers, kafka.Header{Key: h.Key, Value: h.Value})
+	t := p.rdk.main
+	if !mine {
+		var err error
+		if t, err = p.rdk.topic(topic); err != nil {
+			produceRejected.WithLabelValues("other").Inc()
+			return status.Retry(http.StatusServiceUnavailable, "producer_error", err.Error(), time.Second)
+		}
 	}
 	// Counted before Produce: the delivery report can be handled before
 	// Produce returns, and the books must never go below the truth.
 	size := int64(len(key) + len(value))
 	p.count(mine, 1, size)
-	err := p.p.Produce(&msg, nil)
-	if err == nil {
+	code := p.rdk.produce(t, partition, key, value, hb, opaque)
+	if code == 0 {
 		if mine {
 			recordsProduced.Inc()
 		}
 		return nil
 	}
 	p.count(mine, -1, -size)
-	var ke kafka.Error
-	if errors.As(err, &ke) {
-		switch ke.Code() {
-		case kafka.ErrQueueFull:
-			produceRejected.WithLabelValues("queue_full").Inc()
-			return ErrQueueFull
-		case kafka.ErrMsgSizeTooLarge:
-			produceRejected.WithLabelValues("too_large").Inc()
-			return status.New(http.StatusRequestEntityTooLarge, "record_too_large",
-				fmt.Sprintf("record of %d bytes is larger than the producer's message.max.bytes %d", len(key)+len(value), p.msgMax))
-		}
+	ke := kafkaError(code)
+	switch ke.Code() {
+	case kafka.ErrQueueFull:
+		produceRejected.WithLabelValues("queue_full").Inc()
+		return ErrQueueFull
+	case kafka.ErrMsgSizeTooLarge:
+		produceRejected.WithLabelValues("too_large").Inc()
+		return status.New(http.StatusRequestEntityTooLarge, "record_too_large",
+			fmt.Sprintf("record of %d bytes is larger than the producer's message.max.bytes %d", len(key)+len(value), p.msgMax))
 	}
 	produceRejected.WithLabelValues("other").Inc()
-	p.throttle.Error("produce", "produce failed", zap.Error(err))
-	return status.Retry(http.StatusServiceUnavailable, "producer_error", fmt.Sprintf("producer: %v", err), time.Second)
+	p.throttle.Error("produce", "produce failed", zap.Error(ke))
+	return status.Retry(http.StatusServiceUnavailable, "producer_error", fmt.Sprintf("producer: %v", ke), time.Second)
 }
 
 func (p *Producer) count(mine bool, n, size int64) {
@@ -369,11 +413,19 @@ func (p *Producer) Close() (lost int) {
 		// The topic lookup's requests are bounded (topicRequestTimeout).
 		<-p.flushDone
 		<-p.topicDone
-		// Reports that arrive while librdkafka shuts down are still
-		// handled by the event loop; what is left in the books after it
-		// ended never got one.
-		p.p.Close()
+		// The event loop stops after a last pass over the main queue; a
+		// report that arrives later has nobody to handle it, and its
+		// record stays in the books (callers Flush and Purge first). Then
+		// nothing may use librdkafka's handle but the Go client's Close.
+		p.closing.Store(true)
+		close(p.loopStop)
+		p.wake()
 		<-p.loopDone
+		p.rdk.close()
+		p.p.Close()
+		<-p.goDone
+		p.wakeR.Close()
+		syscall.Close(p.wakeW)
 		if n := p.outTopic.Load(); n > 0 {
 			lost = int(n)
 			delivery.CountLost(lost)
@@ -383,38 +435,20 @@ func (p *Producer) Close() (lost int) {
 	return lost
 }
 
-// eventLoop consumes delivery reports, statistics and errors. It is the
-// only reader of the events channel and must never block on anything
-// else, or librdkafka's delivery report queue backs up.
-func (p *Producer) eventLoop() {
-	defer close(p.loopDone)
-	for ev := range p.p.Events() {
-		switch e := ev.(type) {
-		case *kafka.Message:
-			p.report(e)
-		case *kafka.Stats:
-			p.stats(e.String())
-		case kafka.Error:
-			p.clientError(e)
-		}
-	}
-}
-
 // report handles one delivery report; the record leaves the books only
 // once its outcome has been handed on.
-func (p *Producer) report(m *kafka.Message) {
-	mine := m.TopicPartition.Topic == nil || *m.TopicPartition.Topic == p.topic
-	defer p.count(mine, -1, -int64(len(m.Key)+len(m.Value)))
-	tr, _ := m.Opaque.(*tracked)
+func (p *Producer) report(o *outcome) {
+	defer p.count(o.mine, -1, -o.size)
+	tr := o.tr
 	if tr != nil && tr.urgent {
 		p.urgent.Add(-1)
 	}
-	if !mine {
-		p.deliveredElsewhere(m, tr)
+	if !o.mine {
+		p.deliveredElsewhere(o, tr)
 		return
 	}
-	if err := m.TopicPartition.Error; err != nil {
-		p.failed(m, tr, err)
+	if o.err != nil {
+		p.failed(o, tr, o.err)
 		return
 	}
 	p.delivered.Add(1)
@@ -422,12 +456,12 @@ func (p *Producer) report(m *kafka.Message) {
 	if p.held.Load() != nil {
 		p.held.Store(nil) // the topic takes records again
 	}
-	switch o := m.Opaque.(type) {
-	case time.Time:
-		deliveryLatency.Observe(time.Since(o).Seconds())
-	case *tracked:
-		deliveryLatency.Observe(time.Since(o.start).Seconds())
-		o.t.Delivered(nil)
+	switch {
+	case tr != nil:
+		deliveryLatency.Observe(time.Since(tr.start).Seconds())
+		tr.t.Delivered(nil)
+	case !o.sent.IsZero():
+		deliveryLatency.Observe(time.Since(o.sent).Seconds())
 	}
 }
 
@@ -436,19 +470,19 @@ func (p *Producer) report(m *kafka.Message) {
 // a retriable one in the spool and sends a permanent one to the
 // dead-letter topic or the quarantine. Without a handler, or if it cannot
 // keep the record, the record is lost, counted and logged.
-func (p *Producer) failed(m *kafka.Message, tr *tracked, err error) {
+func (p *Producer) failed(m *outcome, tr *tracked, err error) {
 	f := classify(err)
 	recordsFailed.WithLabelValues(f.Err.(kafka.Error).Code().String()).Inc()
 	p.noteTopicLevel(f)
 	if tr != nil {
 		if owner, ok := tr.t.(delivery.FailureOwner); ok {
-			owner.Failed(m.Key, m.Value, f)
+			owner.Failed(m.key, m.value, f)
 			return
 		}
 	}
 	kept := errNoFailureHandler
 	if h := p.onFailed.Load(); h != nil {
-		kept = (*h)(m.Key, m.Value, f)
+		kept = (*h)(m.key, m.value, f)
 	}
 	if kept != nil {
 		delivery.CountLost(1)
@@ -474,9 +508,8 @@ var errNoFailureHandler = errors.New("no failure handler (spool) configured")
 
 // deliveredElsewhere counts the outcome of a record for another topic
 // (the dead-letter topic) and tells its tracker.
-func (p *Producer) deliveredElsewhere(m *kafka.Message, tr *tracked) {
-	topic := *m.TopicPartition.Topic
-	err := m.TopicPartition.Error
+func (p *Producer) deliveredElsewhere(m *outcome, tr *tracked) {
+	topic, err := m.topic, m.err
 	if err != nil {
 		otherFailed.WithLabelValues(topic).Inc()
 		p.throttle.Error("delivery-other:"+topic, "record for another topic (dead letters) failed",
