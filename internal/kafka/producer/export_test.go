@@ -1,5 +1,7 @@
 package producer
 
+import "github.com/confluentinc/confluent-kafka-go/v2/kafka"
+
 // UrgentFlushAvailable reports whether p reached librdkafka's handle, so
 // acknowledged requests do not wait out linger.ms (urgent.go).
 func UrgentFlushAvailable(p *Producer) bool { return p.rk != nil }
@@ -29,3 +31,14 @@ func ChurnFaults(rounds int) int64 { return churnFaults(rounds) }
 
 // SetMallocThresholds sets glibc's mmap and trim thresholds (malloc.go).
 func SetMallocThresholds(mmap, trim int) int { return setMallocThresholds(mmap, trim) }
+
+// InjectGoEvent hands ev to p's event loop as if the Go client's poller
+// had taken it from librdkafka's main queue (events.go), after counting
+// it in the books as produced when it is a record.
+func InjectGoEvent(p *Producer, ev kafka.Event) {
+	if m, ok := ev.(*kafka.Message); ok {
+		p.count(m.TopicPartition.Topic == nil || *m.TopicPartition.Topic == p.topic, 1, int64(len(m.Key)+len(m.Value)))
+	}
+	p.goEvents <- ev
+	p.wake()
+}
