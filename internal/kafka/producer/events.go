@@ -21,10 +21,10 @@ import (
 //     that failed, to spool it; for 2 KB events the copies and the garbage
 //     they make were about an eighth of the gateway's CPU.
 //   - Its poller waits for events inside a cgo call (rd_kafka_queue_poll
-//     with a 100 ms timeout). While reports flow, the Go runtime's sysmon
-//     keeps taking the poller's P away from that call and polls every
-//     20 µs: 5–9% of the gateway's CPU, which a server without cgo does
-//     not pay (docs/performance.md).
+//     with a 100 ms timeout), and returns to Go for every batch of
+//     reports: each time the Go runtime's sysmon takes the P away from
+//     the blocked call, hands it to another thread, and polls every 20 µs
+//     for a while (docs/performance.md, "The Go scheduler's share").
 //
 // Instead librdkafka writes a byte to a pipe whenever its main queue gets
 // an event (rd_kafka_queue_io_event_enable), the event loop waits for the
