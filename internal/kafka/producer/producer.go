@@ -1,8 +1,9 @@
 // Package producer hands records to Kafka through librdkafka
 // (confluent-kafka-go): asynchronous, Snappy-compressed, idempotent, with
 // a bounded queue that fails fast when full. It is the only package that
-// uses cgo (the Go client, librdkafka's flush and glibc's malloc
-// thresholds), so the rest of the gateway builds, tests and fuzzes quickly.
+// uses cgo (the Go client; librdkafka's produce, event and flush calls on
+// the Go client's handle; glibc's malloc thresholds), so the rest of the
+// gateway builds, tests and fuzzes quickly.
 //
 // It keeps exact books: every record it accepted is outstanding until its
 // delivery report has been handled (delivered, kept by the failure

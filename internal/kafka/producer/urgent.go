@@ -43,9 +43,9 @@ import (
 // The Go client does not export librdkafka's handle, and its own Flush
 // polls the event queue itself (a second reader would reorder reports),
 // hence the handle is read from the client's private field. If a new
-// client version renames it, rkHandle returns nil, the producer logs it
-// once at start, and acknowledged requests fall back to waiting out the
-// linger; TestUrgentFlushHandle fails first.
+// client version renames it, rkHandle returns nil and New fails (the
+// gateway's own produce and event loop need the handle too, events.go):
+// every test that starts a producer fails first.
 
 // rkHandle returns librdkafka's rd_kafka_t of p, or nil.
 func rkHandle(p *kafka.Producer) unsafe.Pointer {
