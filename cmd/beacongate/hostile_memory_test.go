@@ -1,3 +1,12 @@
+// The peak RSS this file bounds is the gateway's Go heap under a CPU
+// shortage. Under the race suite, other packages' race-instrumented tests
+// take the 2 cores while it runs, the gateway's collector falls behind its
+// goal (twice the live heap), and peaks of 339 and 345 MiB were seen
+// against a bound of 326 MiB (201–268 MiB otherwise, docs/security.md):
+// like the allocation tests, it runs without -race only.
+
+//go:build !race
+
 package main
 
 import (
