@@ -4,7 +4,7 @@ import "github.com/confluentinc/confluent-kafka-go/v2/kafka"
 
 // UrgentFlushAvailable reports whether p reached librdkafka's handle, so
 // acknowledged requests do not wait out linger.ms (urgent.go).
-func UrgentFlushAvailable(p *Producer) bool { return p.rk != nil }
+func UrgentFlushAvailable(p *Producer) bool { return p.rdk != nil && p.rdk.rk != nil }
 
 // SetLookupHook runs hook at the start of every topic lookup of a
 // producer of topic, before the lookup's first call into librdkafka,

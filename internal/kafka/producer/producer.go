@@ -23,7 +23,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"go.uber.org/zap"
@@ -82,11 +81,9 @@ type Producer struct {
 
 	// urgent counts the outstanding records of acknowledged requests;
 	// while it is above zero, flushLoop keeps librdkafka from lingering
-	// (urgent.go). kick wakes flushLoop; rk is librdkafka's handle (nil:
-	// acknowledged requests wait out linger.ms).
+	// (urgent.go). kick wakes flushLoop.
 	urgent    atomic.Int64
 	kick      chan struct{}
-	rk        unsafe.Pointer
 	flushDone chan struct{} // closed when flushLoop returned
 	topicDone chan struct{} // closed when discoverTopic returned
 
@@ -161,7 +158,6 @@ func New(cfg Config, log *zap.Logger) (*Producer, error) {
 		loopDone:   make(chan struct{}),
 		stop:       make(chan struct{}),
 		kick:       make(chan struct{}, 1),
-		rk:         rkHandle(kp),
 		flushDone:  make(chan struct{}),
 		topicDone:  make(chan struct{}),
 		rdk:        r,

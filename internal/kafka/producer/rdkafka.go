@@ -183,7 +183,6 @@ type rdk struct {
 	mainq *C.rd_kafka_queue_t // the Go client's handle of librdkafka's main queue, forwarded to q
 	q     *C.rd_kafka_queue_t // where the main queue's events go; the event loop reads it
 	main  *C.rd_kafka_topic_t // the gateway's topic
-	dummy *C.rd_kafka_queue_t // what the Go client's poller polls instead
 
 	topicsMu sync.Mutex
 	topics   map[string]*C.rd_kafka_topic_t
@@ -230,10 +229,12 @@ func openRdk(p *kafka.Producer, fd int, topic string) (*rdk, error) {
 		return nil, err
 	}
 	r.main = t
-	r.dummy = C.rd_kafka_queue_new(r.rk)
+	// The Go client's poller polls dummy from now on; the Go client
+	// destroys it when it closes.
+	dummy := C.rd_kafka_queue_new(r.rk)
 	r.q = C.rd_kafka_queue_new(r.rk)
 	C.bg_io_event(r.q, C.int(fd))
-	r.mainq = C.bg_take_queue(C.uintptr_t(uintptr(field)), r.dummy, r.q)
+	r.mainq = C.bg_take_queue(C.uintptr_t(uintptr(field)), dummy, r.q)
 	runtime.KeepAlive(p)
 	r.grow(1024)
 	return r, nil

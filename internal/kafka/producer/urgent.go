@@ -86,7 +86,7 @@ func (p *Producer) flushLoop() {
 				return
 			default:
 			}
-			flushNow(p.rk, 1)
+			flushNow(unsafe.Pointer(p.rdk.rk), 1)
 		}
 	}
 }
