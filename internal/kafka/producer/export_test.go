@@ -32,6 +32,14 @@ func ChurnFaults(rounds int) int64 { return churnFaults(rounds) }
 // SetMallocThresholds sets glibc's mmap and trim thresholds (malloc.go).
 func SetMallocThresholds(mmap, trim int) int { return setMallocThresholds(mmap, trim) }
 
+// ThreadsMalloc has n threads malloc at once and returns the process's
+// malloc arena count after (malloc.go).
+func ThreadsMalloc(n int) int { return threadsMalloc(n) }
+
+// MallocArenas is the arena limit set when the program was loaded, 0 if
+// none (malloc.go).
+func MallocArenas() int { return mallocArenas() }
+
 // InjectGoEvent hands ev to p's event loop as if the Go client's poller
 // had taken it from librdkafka's main queue (events.go), after counting
 // it in the books as produced when it is a record.

@@ -7,11 +7,13 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 
 	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
 
 	"github.com/beacongate/beacongate/internal/kafka/producer"
 )
@@ -26,9 +28,11 @@ const churnRounds = 200
 //   - glibc's default thresholds: every free trims the arena down to a
 //     128 KiB pad and every batch faults the ~42 KiB above it in again,
 //     11 pages (malloc.go).
-//   - after New: the pages stay, only the first batch faults.
-//   - an operator's GLIBC_TUNABLES for malloc: New leaves them alone
-//     (here glibc's defaults, so the churn is back) and logs it.
+//   - the producer's thresholds (set when the program is loaded; the
+//     child also starts a producer): the pages stay, only the first
+//     batch faults.
+//   - an operator's GLIBC_TUNABLES for malloc: they are left alone
+//     (here glibc's defaults, so the churn is back) and New logs it.
 func TestCompressionScratchStaysMapped(t *testing.T) {
 	if strings.Contains(os.Getenv("GLIBC_TUNABLES"), "glibc.malloc.") {
 		t.Skip("GLIBC_TUNABLES sets malloc parameters: the thresholds under test are the environment's")
@@ -109,4 +113,104 @@ func TestMallocChurnChild(t *testing.T) {
 		t.Fatalf("churn failed: %d", faults)
 	}
 	fmt.Printf("faults=%d\n", faults)
+}
+
+const arenaThreads = 5
+
+// TestMallocArenasBounded starts a producer and then has five threads
+// malloc at once, as Go threads producing records do, and counts the
+// malloc arenas, each run in a process of its own that may run on two
+// CPUs:
+//   - the producer's limit (set when the program is loaded, before the
+//     Go runtime's threads exist): two arenas in all (malloc.go);
+//   - an operator's GLIBC_TUNABLES for malloc, which leave the arenas to
+//     glibc: each thread gets one of its own, the spread the limit
+//     guards against.
+func TestMallocArenasBounded(t *testing.T) {
+	if strings.Contains(os.Getenv("GLIBC_TUNABLES"), "glibc.malloc.") {
+		t.Skip("GLIBC_TUNABLES sets malloc parameters: the arena limit under test is the environment's")
+	}
+	if producer.ThreadsMalloc(0) == -2 {
+		t.Skip("not glibc (musl?): its allocator has its own arenas and the producer tunes nothing")
+	}
+	limit, before, after := arenasInChild(t)
+	t.Logf("producer's limit %d: %d arenas at start, %d after New and %d threads' mallocs", limit, before, after, arenaThreads)
+	if limit != 2 {
+		t.Errorf("on two CPUs the producer's arena limit is %d", limit)
+	}
+	if after > 2 {
+		t.Errorf("%d arenas (%d at start): the producer's limit of 2 did not hold", after, before)
+	}
+	limit, before, after = arenasInChild(t, "GLIBC_TUNABLES=glibc.malloc.trim_threshold=131072")
+	t.Logf("under GLIBC_TUNABLES: limit %d, %d arenas at start, %d after", limit, before, after)
+	if limit != 0 || after-before < arenaThreads {
+		t.Errorf("under the operator's GLIBC_TUNABLES (limit %d) %d threads added only %d arenas (%d to %d): the producer limited them, or glibc does not spread",
+			limit, arenaThreads, after-before, before, after)
+	}
+}
+
+var arenasLine = regexp.MustCompile(`(?m)^arena_max=(\d+) arenas_before=(\d+) arenas=(\d+)$`)
+
+// arenasInChild runs TestMallocArenaChild in a new process of this test
+// binary on the first two CPUs this one may use, with env, and returns
+// the arena limit and counts it printed.
+func arenasInChild(t *testing.T, env ...string) (limit, before, after int) {
+	t.Helper()
+	var mine, two unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &mine); err != nil {
+		t.Fatal(err)
+	}
+	for c := 0; c < len(mine)*64 && two.Count() < 2; c++ {
+		if mine.IsSet(c) {
+			two.Set(c)
+		}
+	}
+	if two.Count() < 2 {
+		t.Skip("this process may run on one CPU only: the limit would be the minimum of two either way")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestMallocArenaChild$", "-test.count=1", "-test.v", "-test.timeout=60s")
+	cmd.Env = append(append(os.Environ(), "BG_MALLOC_ARENA_CHILD=1"), env...)
+	// The child inherits the CPUs of the thread that starts it: this
+	// one, locked and narrowed to two CPUs for the start, then restored.
+	runtime.LockOSThread()
+	if err := unix.SchedSetaffinity(0, &two); err != nil {
+		runtime.UnlockOSThread()
+		t.Fatal(err)
+	}
+	raw, err := cmd.CombinedOutput()
+	if err := unix.SchedSetaffinity(0, &mine); err == nil {
+		runtime.UnlockOSThread() // else the thread ends with the goroutine
+	}
+	out := string(raw)
+	if err != nil {
+		t.Fatalf("child (%v): %v\n%s", env, err, out)
+	}
+	m := arenasLine.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("child (%v) printed no arenas line:\n%s", env, out)
+	}
+	limit, _ = strconv.Atoi(m[1])
+	before, _ = strconv.Atoi(m[2])
+	after, _ = strconv.Atoi(m[3])
+	return limit, before, after
+}
+
+// TestMallocArenaChild is TestMallocArenasBounded's child process; it
+// skips unless that test started it.
+func TestMallocArenaChild(t *testing.T) {
+	if os.Getenv("BG_MALLOC_ARENA_CHILD") == "" {
+		t.Skip("a child process of TestMallocArenasBounded")
+	}
+	before := producer.ThreadsMalloc(0)
+	b := startBroker(t, "beacons")
+	p, err := producer.New(producer.Config{Brokers: b.Addr(), Topic: "beacons"}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	after := producer.ThreadsMalloc(arenaThreads)
+	if before < 0 || after < 0 {
+		t.Fatalf("counting arenas failed: %d, %d", before, after)
+	}
+	fmt.Printf("arena_max=%d arenas_before=%d arenas=%d\n", producer.MallocArenas(), before, after)
 }

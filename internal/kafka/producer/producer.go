@@ -121,7 +121,7 @@ func New(cfg Config, log *zap.Logger) (*Producer, error) {
 	if cfg.LatencySampleEvery > 0 {
 		sample = uint64(cfg.LatencySampleEvery)
 	}
-	tuneMalloc(log)
+	logMalloc(log)
 	cm := kafka.ConfigMap{}
 	for k, v := range props {
 		cm[k] = goValue(k, v)
