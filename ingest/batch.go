@@ -42,13 +42,20 @@ func (s *Server) serveBatch(ctx *fasthttp.RequestCtx, path, query []byte) int {
 		return s.fail(ctx, errContentType, "")
 	}
 	valid := 0
-	err = event.Split(body, s.cfg.Event, func(_ int, ev []byte, err error) bool {
+	// The split notes the shard key's members (and sid) while it
+	// validates each event: looking them up afterwards (event.Field)
+	// would walk every event again, each walk as long as validating it.
+	fields := s.noteFields(sc)
+	err = event.SplitFields(body, s.cfg.Event, fields, func(_ int, ev []byte, err error) bool {
 		if err != nil {
 			err = badRequest(err)
-		} else if err = s.checkEventSite(sc, ev); err == nil {
+		} else if err = s.checkEventSite(sc, ev, fields); err == nil {
 			valid++
 		}
 		sc.items = append(sc.items, batchItem{ev: ev, err: err})
+		if fields != nil {
+			sc.noted = append(sc.noted, fields.Vals...)
+		}
 		return true
 	})
 	if err != nil {
@@ -63,6 +70,7 @@ func (s *Server) serveBatch(ctx *fasthttp.RequestCtx, path, query []byte) int {
 			if it := &sc.items[i]; it.err == nil {
 				sc.b.Payload = it.ev
 				sc.b.BatchIndex = uint32(i)
+				sc.noteItem(i)
 				if it.err = s.emit(sc); it.err == nil {
 					it.ok = true
 				}
@@ -129,6 +137,7 @@ func (s *Server) produceAll(sc *scratch, bs BatchSink) {
 		}
 		sc.b.Payload = it.ev
 		sc.b.BatchIndex = uint32(i)
+		sc.noteItem(i)
 		s.encode(sc)
 		if it.err = bs.Admit(sc.key, sc.out); it.err != nil {
 			continue

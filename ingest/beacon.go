@@ -75,11 +75,18 @@ func (s *Server) readBeacon(sc *scratch) error {
 	}
 	switch beaconFormat(sc.ctx.Request.Header.ContentType(), body) {
 	case formatJSON:
-		obj, err := event.ValidateObject(body, s.cfg.Event)
+		// Validating notes the shard key's members and sid, as a
+		// batch's split does (batch.go), so neither walks the event again.
+		fields := s.noteFields(sc)
+		obj, err := event.ValidateObjectFields(body, s.cfg.Event, fields)
 		if err != nil {
 			return badRequest(err)
 		}
-		if err := s.checkEventSite(sc, obj); err != nil {
+		if fields != nil {
+			sc.noted = append(sc.noted[:0], fields.Vals...)
+			sc.cur, sc.curEv = sc.noted, obj
+		}
+		if err := s.checkEventSite(sc, obj, fields); err != nil {
 			return err
 		}
 		sc.b.Payload = obj

@@ -20,8 +20,8 @@ type benchRequest struct {
 
 const benchUA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
 
-// A ~0.8 KB pixel (like the bench's 0.8kb preset), a sendBeacon JSON event, and a
-// 50-event batch.
+// A ~0.8 KB pixel (like the bench's 0.8kb preset), a sendBeacon JSON event, a
+// 50-event batch, and a batch of 20 events of ~2 KB.
 var benchRequests = func() []benchRequest {
 	q := "sid=site-1234&uid=7f3c2a9e-5b1d-4e8f-9a6c-0d2e4f6a8b1c&sess=s-93847562&ev=page_view" +
 		"&url=https%3A%2F%2Fwww.example.com%2Fnews%2F2026%2F11%2Fsome-long-article-slug-about-things%3Futm_source%3Dnewsletter%26utm_medium%3Demail" +
@@ -37,10 +37,21 @@ var benchRequests = func() []benchRequest {
 	}
 	body := "[" + strings.Join(evs, ",") + "]"
 	batch := fmt.Sprintf("POST /batch HTTP/1.1\r\nHost: t.example.com\r\nUser-Agent: sdk/1.0\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	// The seed 001 shape (beacongate-bench -preset 2kb): 20 events of
+	// ~2 KB, the shard key's member near the start, a long string after.
+	big := make([]string, 20)
+	for i := range big {
+		e := fmt.Sprintf(`{"rid":"r-1","seq":%d,"user_id":"user-%d","session_id":"s-93847562","event":"page_view","ts":1795000000123,`+
+			`"site":"www.example.com","url":"https://www.example.com/news/2026/11/some-long-article","screen":{"w":1920,"h":1080},"pad":"`, i, i%7)
+		big[i] = e + strings.Repeat("abcdefghij", (2048-len(e))/10) + `"}`
+	}
+	body = "[" + strings.Join(big, ",") + "]"
+	batch2kb := fmt.Sprintf("POST /batch HTTP/1.1\r\nHost: t.example.com\r\nUser-Agent: sdk/1.0\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 	return []benchRequest{
 		{"pixel", []byte(pixel), 200, 1},
 		{"beacon", []byte(beacon), 204, 1},
 		{"batch50", []byte(batch), 200, 50},
+		{"batch20x2KB", []byte(batch2kb), 200, 20},
 	}
 }()
 

@@ -29,6 +29,10 @@ type scratch struct {
 	key            []byte
 	out            []byte // the encoded record
 	items          []batchItem
+	fields         event.Fields      // members noted while the request's JSON events were validated (Server.noted)
+	noted          [][]byte          // their raw values, len(fields.Names) per item, in item order
+	cur            [][]byte          // the current item's (Lookup), or nil
+	curEv          []byte            // the event they were noted in
 	recBuf         []byte            // a batch's encoded keys and records, back to back
 	recSpans       []recSpan         // where each is in recBuf
 	recs           []delivery.Record // the admitted ones, for BatchSink
@@ -79,6 +83,10 @@ func (sc *scratch) reset() {
 	sc.params = sc.params[:0]
 	clear(sc.items)
 	sc.items = sc.items[:0]
+	clear(sc.noted)
+	sc.noted = sc.noted[:0]
+	clear(sc.fields.Vals)
+	sc.cur, sc.curEv = nil, nil
 	clear(sc.recs)
 	sc.recs = sc.recs[:0]
 	if cap(sc.recBuf) > maxPooledBatchBytes {
@@ -97,6 +105,9 @@ func (sc *scratch) Lookup(kind shard.Kind, name string) []byte {
 	case shard.KindJSON:
 		if len(sc.b.Payload) == 0 {
 			return nil
+		}
+		if v, ok := sc.notedField(name); ok {
+			return v
 		}
 		v, jbuf, ok := event.Field(sc.b.Payload, name, sc.jbuf)
 		sc.jbuf = jbuf
@@ -121,6 +132,47 @@ func (sc *scratch) Lookup(kind shard.Kind, name string) []byte {
 		return sc.ipText
 	}
 	return nil
+}
+
+// noteFields returns the Fields for validating a JSON event of this
+// request (Server.noted in sc.fields), or nil when there is nothing to
+// note or a protocol's own keyer asks for other members.
+func (s *Server) noteFields(sc *scratch) *event.Fields {
+	if sc.keyer != nil || len(s.noted) == 0 {
+		return nil
+	}
+	sc.fields.Names = s.noted
+	return &sc.fields
+}
+
+// noteItem makes batch item i's noted members the ones Lookup reads.
+func (sc *scratch) noteItem(i int) {
+	sc.cur, sc.curEv = nil, nil
+	if n := len(sc.fields.Names); n > 0 && len(sc.noted) >= (i+1)*n {
+		sc.cur, sc.curEv = sc.noted[i*n:(i+1)*n], sc.items[i].ev
+	}
+}
+
+// notedField is Field for the member name of the payload when the split
+// noted it, without another walk over the event; ok false if it did not
+// (not a batch event, a member the split was not asked for, or a payload
+// that is no longer the event as split: opt-out strips members).
+func (sc *scratch) notedField(name string) ([]byte, bool) {
+	p := sc.b.Payload
+	if sc.cur == nil || len(p) != len(sc.curEv) || &p[0] != &sc.curEv[0] {
+		return nil, false
+	}
+	for k, n := range sc.fields.Names {
+		if n == name {
+			v, jbuf, ok := event.Value(sc.cur[k], sc.jbuf)
+			sc.jbuf = jbuf
+			if !ok {
+				return nil, true // noted as absent, or not a string or number
+			}
+			return v, true
+		}
+	}
+	return nil, false
 }
 
 // setClientIP fills ClientIP (4 or 16 bytes) and its printed form; the

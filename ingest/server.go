@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -29,6 +30,8 @@ type Server struct {
 	sink      Sink
 	ready     func() (bool, string)
 	keyer     *shard.Keyer
+	noted     []string       // JSON members noted while events are validated: the keyer's, and sid when site-aware (scratch.go)
+	notedSite int            // sid's index in noted, -1 if not there
 	hot       *shard.HotKeys // nil: the hot-key valve is off
 	overflow  OverflowSink   // set when hot is
 	cors      cors
@@ -109,6 +112,13 @@ func New(cfg Config, sink Sink, ready func() (bool, string), log *zap.Logger) (*
 	}
 	if s.segment, err = newSegment(cfg); err != nil {
 		return nil, err
+	}
+	s.noted, s.notedSite = keyer.Names(shard.KindJSON), -1
+	if s.siteAware() {
+		if s.notedSite = slices.Index(s.noted, paramSite); s.notedSite < 0 {
+			s.notedSite = len(s.noted)
+			s.noted = append(s.noted, paramSite)
+		}
 	}
 	s.pool.New = func() any { return new(scratch) }
 	s.srv = &fasthttp.Server{

@@ -50,11 +50,19 @@ func (s *Server) checkParamsSite(sc *scratch) error {
 // checkEventSite refuses a JSON event whose top-level sid differs from the
 // query's (an event may repeat the query's sid, or name one when the
 // query names none and there is no allow-list, which then refused it).
-func (s *Server) checkEventSite(sc *scratch, obj []byte) error {
+// fields, if not nil, holds obj's members noted as it was validated
+// (Server.noteFields), sid among them.
+func (s *Server) checkEventSite(sc *scratch, obj []byte, fields *event.Fields) error {
 	if !s.siteAware() {
 		return nil
 	}
-	v, jbuf, ok := event.Field(obj, paramSite, sc.jbuf[:0])
+	var v, jbuf []byte
+	var ok bool
+	if fields != nil && s.notedSite >= 0 {
+		v, jbuf, ok = event.Value(fields.Vals[s.notedSite], sc.jbuf[:0])
+	} else {
+		v, jbuf, ok = event.Field(obj, paramSite, sc.jbuf[:0])
+	}
 	sc.jbuf = jbuf
 	if !ok {
 		return nil

@@ -2,6 +2,7 @@ package shard
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -135,6 +136,23 @@ func (k *Keyer) AppendKey(dst []byte, ev Event) []byte {
 		}
 	}
 	return appendText(dst, v, room)
+}
+
+// Names returns the names of the sources of kind, the prefix's included,
+// each once, in the order AppendKey may look them up: what a caller can
+// gather while it reads an event, before AppendKey asks for them.
+func (k *Keyer) Names(kind Kind) []string {
+	var names []string
+	add := func(s Source) {
+		if s.Kind == kind && !slices.Contains(names, s.Name) {
+			names = append(names, s.Name)
+		}
+	}
+	for _, s := range k.sources {
+		add(s)
+	}
+	add(k.prefix)
+	return names
 }
 
 // cut shortens b to at most n bytes without splitting a UTF-8 sequence:

@@ -1,6 +1,7 @@
 package shard
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -132,4 +133,23 @@ func (e *utf8Event) Lookup(kind Kind, _ string) []byte {
 		return e.v
 	}
 	return nil
+}
+
+// TestKeyerNames: the members a caller should note for the keyer, each
+// once, the prefix's included.
+func TestKeyerNames(t *testing.T) {
+	k, err := New(Config{Sources: "json:a,query:q,json:b,ip", Prefix: "json:p"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := k.Names(KindJSON); !slices.Equal(got, []string{"a", "b", "p"}) {
+		t.Errorf("Names(KindJSON) = %q", got)
+	}
+	if got := k.Names(KindQuery); !slices.Equal(got, []string{"q"}) {
+		t.Errorf("Names(KindQuery) = %q", got)
+	}
+	k, _ = New(Config{Sources: "json:a", Prefix: "json:a"})
+	if got := k.Names(KindJSON); !slices.Equal(got, []string{"a"}) {
+		t.Errorf("prefix repeating a source: Names = %q", got)
+	}
 }

@@ -1,7 +1,9 @@
 // Package event validates and splits JSON events on the hot path without
 // allocating: ValidateObject checks one event (a JSON object), Split cuts
 // a batch body (a JSON array or NDJSON) into events, and Field reads a
-// top-level member such as the shard key.
+// top-level member such as the shard key. ValidateObjectFields and
+// SplitFields also note chosen top-level members while they validate
+// (Fields), so that reading them costs no second walk over the event.
 //
 // Validation is strict RFC 8259, stricter than encoding/json where the
 // input is hostile: strings must be valid UTF-8, a \u escape of a UTF-16
@@ -56,22 +58,48 @@ func (l Limits) withDefaults() Limits {
 // invalid_json, invalid_utf8 or too_deep. The scan stops at the first
 // problem.
 func ValidateObject(b []byte, lim Limits) ([]byte, error) {
-	lim = lim.withDefaults()
-	start, end := trimWS(b)
-	if start == end {
-		return nil, ErrEmpty
-	}
-	if end-start > lim.MaxEventBytes {
-		return nil, tooLarge(start, end-start, lim.MaxEventBytes)
-	}
-	s := scanner{b: b[:end], maxDepth: lim.MaxDepth}
-	if p := s.event(start); p.code != codeNone {
-		return nil, p.err(lim.MaxDepth)
-	}
-	if b[start] != '{' {
-		return nil, ErrNotObject
+	start, end, err := validateObject(b, lim, nil)
+	if err != nil {
+		return nil, err
 	}
 	return b[start:end], nil
+}
+
+// ValidateObjectFields is ValidateObject that also notes, in f (if not
+// nil), the members f.Names of the object in f.Vals, as SplitFields does
+// for each event of a batch; f.Vals is all nil after an error.
+func ValidateObjectFields(b []byte, lim Limits, f *Fields) ([]byte, error) {
+	f.size()
+	f.reset()
+	start, end, err := validateObject(b, lim, f)
+	if err != nil {
+		f.reset()
+		return nil, err
+	}
+	f.fill(b)
+	return b[start:end], nil
+}
+
+// validateObject is ValidateObject returning offsets: b does not escape
+// through f (a slice stored in *Fields would move every caller's b to
+// the heap).
+func validateObject(b []byte, lim Limits, f *Fields) (start, end int, err error) {
+	lim = lim.withDefaults()
+	start, end = trimWS(b)
+	if start == end {
+		return 0, 0, ErrEmpty
+	}
+	if end-start > lim.MaxEventBytes {
+		return 0, 0, tooLarge(start, end-start, lim.MaxEventBytes)
+	}
+	s := scanner{b: b[:end], maxDepth: lim.MaxDepth, fields: f}
+	if p := s.event(start); p.code != codeNone {
+		return 0, 0, p.err(lim.MaxDepth)
+	}
+	if b[start] != '{' {
+		return 0, 0, ErrNotObject
+	}
+	return start, end, nil
 }
 
 // event scans s.b[start:] as exactly one JSON value: whatever follows the

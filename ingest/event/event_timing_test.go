@@ -95,6 +95,59 @@ func BenchmarkSplitNDJSON50(b *testing.B) {
 	benchSplit(b, nd)
 }
 
+// BenchmarkSplitKeys is a batch's split plus its shard-key lookups
+// (two members, the second absent, as with the default sources
+// json:user_id,json:anonymous_id when events carry only one): Split then
+// Field on each event, against SplitFields noting them while it
+// validates.
+func BenchmarkSplitKeys(b *testing.B) {
+	arr, _ := sampleBatch(20)
+	names := []string{"uid", "anonymous_id"}
+	b.Run("Split+Field", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(arr)))
+		b.RunParallel(func(pb *testing.PB) {
+			scratch := make([]byte, 0, 256)
+			n := 0
+			fn := func(_ int, ev []byte, err error) bool {
+				for _, name := range names {
+					if _, _, ok := Field(ev, name, scratch[:0]); ok {
+						n++
+					}
+				}
+				return err == nil
+			}
+			for pb.Next() {
+				if n = 0; Split(arr, Limits{}, fn) != nil || n != 20 {
+					b.Fatal("split", n)
+				}
+			}
+		})
+	})
+	b.Run("SplitFields", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(arr)))
+		b.RunParallel(func(pb *testing.PB) {
+			scratch := make([]byte, 0, 256)
+			f := Fields{Names: names}
+			n := 0
+			fn := func(_ int, ev []byte, err error) bool {
+				for k := range names {
+					if _, _, ok := Value(f.Vals[k], scratch[:0]); ok {
+						n++
+					}
+				}
+				return err == nil
+			}
+			for pb.Next() {
+				if n = 0; SplitFields(arr, Limits{}, &f, fn) != nil || n != 20 {
+					b.Fatal("split", n)
+				}
+			}
+		})
+	})
+}
+
 func BenchmarkField(b *testing.B) {
 	ev := sampleEvent(0)
 	for _, name := range []string{"uid", "title", "ts"} {

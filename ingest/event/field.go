@@ -68,17 +68,29 @@ func Field(obj []byte, name string, scratch []byte) (val []byte, newScratch []by
 	if vs < 0 {
 		return nil, scratch, false
 	}
-	switch c := obj[vs]; {
-	case c == '"':
-		raw := obj[vs+1 : ve-1 : ve-1] // capacity clipped, so appends cannot clobber obj
-		if bytes.IndexByte(raw, '\\') < 0 {
-			return raw, scratch, true
+	return Value(obj[vs:ve:ve], scratch)
+}
+
+// Value returns raw, the JSON text of a valid value (as RawField or a
+// split's Fields give it), as Field returns a member's value: a string
+// unescaped (a sub-slice of raw, or decoded into scratch[len(scratch):]
+// when it has escapes), a number as its literal text; anything else is
+// not found.
+func Value(raw []byte, scratch []byte) (val []byte, newScratch []byte, ok bool) {
+	if len(raw) == 0 {
+		return nil, scratch, false
+	}
+	switch c := raw[0]; {
+	case c == '"' && len(raw) >= 2:
+		s := raw[1 : len(raw)-1 : len(raw)-1] // capacity clipped, so appends cannot clobber raw
+		if bytes.IndexByte(s, '\\') < 0 {
+			return s, scratch, true
 		}
 		n := len(scratch)
-		scratch = unescape(slices.Grow(scratch, len(raw)), raw)
+		scratch = unescape(slices.Grow(scratch, len(s)), s)
 		return scratch[n:len(scratch):len(scratch)], scratch, true
 	case c == '-' || c >= '0' && c <= '9':
-		return obj[vs:ve:ve], scratch, true
+		return raw[:len(raw):len(raw)], scratch, true
 	}
 	return nil, scratch, false
 }

@@ -128,10 +128,27 @@ func FuzzValidateObject(f *testing.F) {
 		}
 		if err != nil {
 			checkErr(t, err)
+			fields := Fields{Names: []string{"a", "b"}}
+			if _, err := ValidateObjectFields(b, fuzzLimits, &fields); err == nil || fields.Vals[0] != nil || fields.Vals[1] != nil {
+				t.Fatalf("ValidateObjectFields(%q) = %v, noted %q", b, err, fields.Vals)
+			}
 			return
 		}
 		if !bytes.Equal(got, bytes.Trim(b, " \t\r\n")) || !inside(got, b) {
 			t.Fatalf("returned %q for %q", got, b)
+		}
+		// ValidateObjectFields returns the same and notes what RawField
+		// reads on its own.
+		fields := Fields{Names: []string{"a", "b"}}
+		got2, err := ValidateObjectFields(b, fuzzLimits, &fields)
+		if err != nil || !bytes.Equal(got2, got) {
+			t.Fatalf("ValidateObjectFields(%q) = %q, %v", b, got2, err)
+		}
+		for k, name := range fields.Names {
+			raw, ok := RawField(got, name)
+			if ok != (fields.Vals[k] != nil) || !bytes.Equal(raw, fields.Vals[k]) {
+				t.Fatalf("%q member %q: noted %q, RawField %q", b, name, fields.Vals[k], raw)
+			}
 		}
 	})
 }
@@ -150,11 +167,23 @@ func FuzzSplit(f *testing.F) {
 			err error
 		}
 		var calls []call
-		err := Split(body, fuzzLimits, func(i int, ev []byte, err error) bool {
+		// The members SplitFields notes are what RawField reads from the
+		// event on its own.
+		f := Fields{Names: []string{"a", "k", "\u00e9"}}
+		err := SplitFields(body, fuzzLimits, &f, func(i int, ev []byte, err error) bool {
 			if i != len(calls) {
 				t.Fatalf("index %d after %d calls", i, len(calls))
 			}
 			calls = append(calls, call{ev, err})
+			for k, name := range f.Names {
+				raw, ok := RawField(ev, name)
+				if err != nil {
+					raw, ok = nil, false
+				}
+				if ok != (f.Vals[k] != nil) || !bytes.Equal(raw, f.Vals[k]) {
+					t.Fatalf("event %d %q (%v), member %q: noted %q, RawField %q", i, ev, err, name, f.Vals[k], raw)
+				}
+			}
 			return true
 		})
 		if err != nil {

@@ -43,6 +43,14 @@ type scanner struct {
 	keepGoing bool
 	soft      problem
 	stack     bitstack
+	// fields, if not nil, asks for the raw values of some top-level
+	// members of the value scanned (Split's Fields). member is 1 + the
+	// index in fields.Names of the member whose value is being scanned at
+	// depth 1 (0: none), vstart the index after that member's colon.
+	fields *Fields
+	member int
+	vstart int
+	esc    bool // the last string scanned had an escape
 }
 
 // noteSoft records a soft problem and reports whether the scan must stop.
@@ -89,8 +97,12 @@ func (s *scanner) value(i int) (int, problem) {
 				}
 			} else {
 				if b[i] != '}' {
+					k := i
 					if i, p = s.key(i); p.code != codeNone {
 						return i, p
+					}
+					if depth == 1 && s.fields != nil {
+						s.noteKey(k, i)
 					}
 					continue // first member's value
 				}
@@ -126,6 +138,14 @@ func (s *scanner) value(i int) (int, problem) {
 			if depth == 0 {
 				return i, problem{}
 			}
+			if depth == 1 && s.member > 0 {
+				// A noted member's value ended (this iteration runs once
+				// per value at depth 1, and after a nested value's close).
+				// Offsets, not a slice of b: a slice stored in *Fields
+				// would make every caller's b escape to the heap.
+				s.fields.at[s.member-1] = [2]int{skipWS(b, s.vstart), i}
+				s.member = 0
+			}
 			i = skipWS(b, i)
 			if i >= len(b) {
 				return i, problem{codeEOF, i}
@@ -135,8 +155,12 @@ func (s *scanner) value(i int) (int, problem) {
 			if c == ',' {
 				i++
 				if obj {
-					if i, p = s.key(skipWS(b, i)); p.code != codeNone {
+					k := skipWS(b, i)
+					if i, p = s.key(k); p.code != codeNone {
 						return i, p
+					}
+					if depth == 1 && s.fields != nil {
+						s.noteKey(k, i)
 					}
 				}
 				break
@@ -154,6 +178,18 @@ func (s *scanner) value(i int) (int, problem) {
 	}
 }
 
+// noteKey starts noting the value of the member whose key's opening quote
+// is at s.b[k], if fields asks for it; colon is the index after the
+// member's colon.
+func (s *scanner) noteKey(k, colon int) {
+	end := colon - 1 // the colon; the key's closing quote is before it
+	for s.b[end] != '"' {
+		end--
+	}
+	s.member = s.fields.index(s.b[k+1:end], s.esc) + 1
+	s.vstart = colon
+}
+
 // key scans `"name" :` at b[i] and returns the index after the colon.
 func (s *scanner) key(i int) (int, problem) {
 	b := s.b
@@ -163,6 +199,7 @@ func (s *scanner) key(i int) (int, problem) {
 	if b[i] != '"' {
 		return i, problem{codeExpectKey, i}
 	}
+	s.esc = false
 	i, p := s.str(i)
 	if p.code != codeNone {
 		return i, p
@@ -221,6 +258,7 @@ func (s *scanner) str(i int) (int, problem) {
 		case c == '"':
 			return i + 1, problem{}
 		case c == '\\':
+			s.esc = true
 			var p problem
 			if i, p = s.escape(i); p.code != codeNone {
 				return i, p

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"math/bits"
+	"slices"
 )
 
 // Split calls fn for each event of a batch body, in order, with its
@@ -45,6 +46,68 @@ import (
 //
 // Offsets in errors are offsets in body.
 func Split(body []byte, lim Limits, fn func(i int, ev []byte, err error) bool) error {
+	return SplitFields(body, lim, nil, fn)
+}
+
+// Fields asks SplitFields to note some top-level members of each event
+// while it validates the event, so that a caller that needs them (for a
+// shard key) does not walk the event a second time, as Field would: with
+// large events that walk cost as much as validating.
+type Fields struct {
+	// Names are the members to note, distinct, compared after unescaping
+	// as Field compares them.
+	Names []string
+	// Vals[k] is the raw JSON text of the last top-level member named
+	// Names[k] of the event fn was called with (Value reads it as Field
+	// would), or nil if it has none or was rejected. It is valid during
+	// the call; SplitFields sizes it.
+	Vals [][]byte
+	at   [][2]int // where each noted value starts and ends in the body; end 0: none
+}
+
+// index returns the index in Names of the raw key contents key, which has
+// escapes if esc, or -1.
+func (f *Fields) index(key []byte, esc bool) int {
+	for k, name := range f.Names {
+		if keyEquals(key, esc, name) {
+			return k
+		}
+	}
+	return -1
+}
+
+// size makes Vals and the offsets as long as Names.
+func (f *Fields) size() {
+	if f != nil {
+		f.Vals = slices.Grow(f.Vals[:0], len(f.Names))[:len(f.Names)]
+		f.at = slices.Grow(f.at[:0], len(f.Names))[:len(f.Names)]
+	}
+}
+
+// reset clears the noted values before an event.
+func (f *Fields) reset() {
+	if f != nil {
+		clear(f.at)
+		clear(f.Vals)
+	}
+}
+
+// fill sets Vals from the offsets the scanner noted in body.
+func (f *Fields) fill(body []byte) {
+	if f == nil {
+		return
+	}
+	for k, at := range f.at {
+		if at[1] > 0 {
+			f.Vals[k] = body[at[0]:at[1]:at[1]]
+		}
+	}
+}
+
+// SplitFields is Split that also notes, in f (if not nil), the members
+// f.Names of each event for fn to read in f.Vals.
+func SplitFields(body []byte, lim Limits, f *Fields, fn func(i int, ev []byte, err error) bool) error {
+	f.size()
 	lim = lim.withDefaults()
 	i := skipWS(body, 0)
 	if i == len(body) {
@@ -52,9 +115,9 @@ func Split(body []byte, lim Limits, fn func(i int, ev []byte, err error) bool) e
 	}
 	switch body[i] {
 	case '[':
-		return splitArray(body, i, lim, fn)
+		return splitArray(body, i, lim, f, fn)
 	case '{':
-		return splitLines(body, lim, fn)
+		return splitLines(body, lim, f, fn)
 	}
 	if hasBOM(body[i:]) {
 		return problem{codeBOM, i}.err(lim.MaxDepth)
@@ -69,7 +132,7 @@ func tooMany(limit int) *Error {
 }
 
 // splitArray splits the JSON array whose '[' is at body[open].
-func splitArray(body []byte, open int, lim Limits, fn func(int, []byte, error) bool) error {
+func splitArray(body []byte, open int, lim Limits, f *Fields, fn func(int, []byte, error) bool) error {
 	if _, last := trimWS(body); body[last-1] != ']' || bytes.Count(body, []byte{','}) >= lim.MaxEvents {
 		n, end, ok := shape(body, open)
 		if n > lim.MaxEvents {
@@ -82,7 +145,7 @@ func splitArray(body []byte, open int, lim Limits, fn func(int, []byte, error) b
 		}
 	}
 
-	s := scanner{b: body, maxDepth: lim.MaxDepth, keepGoing: true}
+	s := scanner{b: body, maxDepth: lim.MaxDepth, keepGoing: true, fields: f}
 	i := skipWS(body, open+1)
 	if i < len(body) && body[i] == ']' {
 		return trailing(body, i+1, lim)
@@ -90,8 +153,11 @@ func splitArray(body []byte, open int, lim Limits, fn func(int, []byte, error) b
 	for idx := 0; ; idx++ {
 		start := skipWS(body, i)
 		s.soft = problem{}
+		f.reset()
+		s.member = 0
 		end, p := s.value(start)
 		if p.code != codeNone {
+			f.reset()
 			fn(idx, nil, p.err(lim.MaxDepth))
 			return nil
 		}
@@ -109,11 +175,16 @@ func splitArray(body []byte, open int, lim Limits, fn func(int, []byte, error) b
 			// MaxEvents. It keeps the limit a hard one.
 			return tooMany(lim.MaxEvents)
 		}
+		if err != nil {
+			f.reset() // a rejected event has no members to read
+		}
+		f.fill(body)
 		if !fn(idx, body[start:end], err) {
 			return nil
 		}
 		i = skipWS(body, end)
 		if i >= len(body) {
+			f.reset()
 			fn(idx+1, nil, problem{codeEOF, i}.err(lim.MaxDepth))
 			return nil
 		}
@@ -123,6 +194,7 @@ func splitArray(body []byte, open int, lim Limits, fn func(int, []byte, error) b
 		case ']':
 			return trailing(body, i+1, lim)
 		default:
+			f.reset()
 			fn(idx+1, nil, problem{codeExpectArrayNext, i}.err(lim.MaxDepth))
 			return nil
 		}
@@ -223,11 +295,11 @@ func quoteOrBackslash(b []byte, i int) int {
 }
 
 // splitLines splits an NDJSON body.
-func splitLines(body []byte, lim Limits, fn func(int, []byte, error) bool) error {
+func splitLines(body []byte, lim Limits, f *Fields, fn func(int, []byte, error) bool) error {
 	if bytes.Count(body, []byte{'\n'}) >= lim.MaxEvents && countLines(body) > lim.MaxEvents {
 		return tooMany(lim.MaxEvents)
 	}
-	s := scanner{maxDepth: lim.MaxDepth}
+	s := scanner{maxDepth: lim.MaxDepth, fields: f}
 	idx := 0
 	for pos := 0; pos < len(body); {
 		eol := bytes.IndexByte(body[pos:], '\n')
@@ -245,16 +317,22 @@ func splitLines(body []byte, lim Limits, fn func(int, []byte, error) bool) error
 			continue // blank line
 		}
 		var err error
+		f.reset()
 		if end-start > lim.MaxEventBytes {
 			err = tooLarge(start, end-start, lim.MaxEventBytes)
 		} else {
 			s.b = body[:end]
+			s.member = 0
 			if p := s.event(start); p.code != codeNone {
 				err = p.err(lim.MaxDepth)
 			} else if body[start] != '{' {
 				err = ErrNotObject
 			}
 		}
+		if err != nil {
+			f.reset() // a rejected event has no members to read
+		}
+		f.fill(body)
 		if !fn(idx, body[start:end], err) {
 			return nil
 		}

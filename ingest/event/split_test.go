@@ -1,6 +1,7 @@
 package event
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"testing"
@@ -147,5 +148,64 @@ func TestSplitOffsets(t *testing.T) {
 	})
 	if off != 9 {
 		t.Fatalf("offset %d, want 9 (an offset in the body)", off)
+	}
+}
+
+// TestSplitFields checks the members SplitFields notes against what Field
+// and RawField read from each event on their own.
+func TestSplitFields(t *testing.T) {
+	names := []string{"uid", "n", "o"}
+	for _, tc := range []struct {
+		name, body string
+		want       [][3]string // per event: raw uid, n, o ("" = nil)
+	}{
+		{"array", `[{"uid":"a","n":1,"o":{"uid":"in"}}, {"x":[{"uid":"deep"}]}, {"n" : -2.5e3 , "uid" : "b\"c" }]`,
+			[][3]string{{`"a"`, `1`, `{"uid":"in"}`}, {}, {`"b\"c"`, `-2.5e3`, ``}}},
+		{"last wins", `[{"uid":"first","uid":"last"}]`, [][3]string{{`"last"`}}},
+		{"escaped name", `[{"\u0075id":"esc","\u006e":true}]`, [][3]string{{`"esc"`, `true`}}},
+		{"every type", `[{"uid":null,"n":[1,{"n":2}],"o":false}]`, [][3]string{{`null`, `[1,{"n":2}]`, `false`}}},
+		{"rejected", `[{"uid":"ok"},{"uid":"bad","n":"` + "\xff" + `"},1,{"uid":"after"}]`,
+			[][3]string{{`"ok"`}, {}, {}, {`"after"`}}},
+		{"ndjson", "{\"uid\":\"l1\"}\n\n{\"uid\": \"l2\" ,\"n\":0}\r\n{\"uid\":}\n{\"o\":{}}",
+			[][3]string{{`"l1"`}, {`"l2"`, `0`}, {}, {``, ``, `{}`}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := Fields{Names: names}
+			var got [][3]string
+			err := SplitFields([]byte(tc.body), Limits{}, &f, func(i int, ev []byte, err error) bool {
+				var g [3]string
+				for k, name := range names {
+					g[k] = string(f.Vals[k])
+					if err != nil {
+						if f.Vals[k] != nil {
+							t.Errorf("event %d rejected (%v) but %s noted as %q", i, err, name, f.Vals[k])
+						}
+						continue
+					}
+					raw, ok := RawField(ev, name)
+					if ok != (f.Vals[k] != nil) || !bytes.Equal(raw, f.Vals[k]) {
+						t.Errorf("event %d %s: noted %q, RawField %q (%v)", i, name, f.Vals[k], raw, ok)
+					}
+					v, _, vok := Value(f.Vals[k], nil)
+					fv, _, fok := Field(ev, name, nil)
+					if vok != fok || !bytes.Equal(v, fv) {
+						t.Errorf("event %d %s: Value %q (%v), Field %q (%v)", i, name, v, vok, fv, fok)
+					}
+				}
+				got = append(got, g)
+				return true
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("%d events, want %d", len(got), len(tc.want))
+			}
+			for i := range got {
+				if got[i] != tc.want[i] {
+					t.Errorf("event %d: noted %q, want %q", i, got[i], tc.want[i])
+				}
+			}
+		})
 	}
 }
