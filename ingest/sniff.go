@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"crypto/tls"
+	"errors"
 	"io"
 	"net"
 	"strconv"
@@ -74,6 +75,47 @@ type sniffConn struct {
 	// fasthttp refusal); its later writes are dropped and Close lingers.
 	// Atomic: Server.Shutdown may close a connection from its own goroutine.
 	refused atomic.Bool
+	// rd and wd arm fasthttp's read and write deadlines lazily
+	// (deadline.go).
+	rd, wd lazyDeadline
+}
+
+func (c *sniffConn) SetReadDeadline(t time.Time) error {
+	if c.rd.set(t) {
+		return c.Conn.SetReadDeadline(t)
+	}
+	return nil
+}
+
+func (c *sniffConn) SetWriteDeadline(t time.Time) error {
+	if c.wd.set(t) {
+		return c.Conn.SetWriteDeadline(t)
+	}
+	return nil
+}
+
+func (c *sniffConn) SetDeadline(t time.Time) error {
+	return errors.Join(c.SetReadDeadline(t), c.SetWriteDeadline(t))
+}
+
+// read and write are the connection's, retried once a lazily armed
+// deadline fired before the one asked for (deadline.go).
+func (c *sniffConn) read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	for n == 0 && err != nil && c.rd.refire(err, c.Conn.SetReadDeadline) {
+		n, err = c.Conn.Read(p)
+	}
+	return n, err
+}
+
+func (c *sniffConn) write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	for err != nil && n < len(p) && c.wd.refire(err, c.Conn.SetWriteDeadline) {
+		var m int
+		m, err = c.Conn.Write(p[n:])
+		n += m
+	}
+	return n, err
 }
 
 // Connections fasthttp refuses before it reads anything: past
@@ -154,7 +196,7 @@ func (c *sniffConn) Close() error {
 
 func (c *sniffConn) Write(p []byte) (int, error) {
 	if c.checked {
-		return c.Conn.Write(p)
+		return c.write(p)
 	}
 	if c.refused.Load() {
 		return len(p), nil // the rest of fasthttp's refusal
@@ -162,18 +204,18 @@ func (c *sniffConn) Write(p []byte) (int, error) {
 	for _, r := range fastRefusals {
 		if bytes.HasPrefix(p, r.prefix) {
 			c.refused.Store(true)
-			_ = c.Conn.SetWriteDeadline(time.Now().Add(notHTTPWriteTimeout))
-			_, _ = c.Conn.Write(r.response)
+			_ = c.SetWriteDeadline(time.Now().Add(notHTTPWriteTimeout))
+			_, _ = c.write(r.response)
 			countRejected(r.reason, 1)
 			countRequest(routeOther, r.status)
 			return len(p), nil
 		}
 	}
-	return c.Conn.Write(p)
+	return c.write(p)
 }
 
 func (c *sniffConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
+	n, err := c.read(p)
 	if c.checked || n == 0 {
 		return n, err
 	}
@@ -181,8 +223,8 @@ func (c *sniffConn) Read(p []byte) (int, error) {
 	if mayStartRequest(p[0]) {
 		return n, err
 	}
-	_ = c.Conn.SetWriteDeadline(time.Now().Add(notHTTPWriteTimeout))
-	_, _ = c.Conn.Write(notHTTPResponse)
+	_ = c.SetWriteDeadline(time.Now().Add(notHTTPWriteTimeout))
+	_, _ = c.write(notHTTPResponse)
 	c.refused.Store(true)
 	countRejected(reasonNotHTTP, 1)
 	countRequest(routeOther, fasthttp.StatusBadRequest)
