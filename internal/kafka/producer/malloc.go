@@ -193,7 +193,7 @@ import (
 // after delivery, so records pass between a dozen or more arenas, each
 // with its own top, free lists and up to the trim threshold kept: with
 // 2 KB records two arenas instead of a dozen cost a fifth less CPU per
-// record and 20 MiB less peak RSS (docs/performance.md, "glibc's
+// record and 16-36 MiB less peak RSS (docs/performance.md, "glibc's
 // arenas"). No more threads than the process has cores run at once, so
 // the producer allows one arena per core, at least two.
 //
