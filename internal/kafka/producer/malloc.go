@@ -192,8 +192,8 @@ import (
 // runs many, each a thread to glibc) and frees it on the broker thread
 // after delivery, so records pass between a dozen or more arenas, each
 // with its own top, free lists and up to the trim threshold kept: with
-// 2 KB records two arenas instead of a dozen cost a fifth less CPU per
-// record and 16-36 MiB less peak RSS (docs/performance.md, "glibc's
+// 2 KB records two arenas instead of a dozen cost up to a fifth less CPU
+// per record and 16-36 MiB less peak RSS (docs/performance.md, "glibc's
 // arenas"). No more threads than the process has cores run at once, so
 // the producer allows one arena per core, at least two.
 //
