@@ -27,15 +27,18 @@ import (
 
 // readback reads one topic from the offsets it had before the run.
 type readback struct {
-	cl    *kgo.Client
-	topic string
-	start map[int32]int64 // partition -> end offset before the run
+	cl      *kgo.Client
+	topic   string
+	batches batchMeter
+	start   map[int32]int64 // partition -> end offset before the run
 }
 
 // openReadback connects and records each partition's end offset, so the
 // read-back skips what earlier runs wrote.
 func openReadback(ctx context.Context, brokers, topic string) (*readback, error) {
+	rb := &readback{topic: topic}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(brokers, ",")...),
+		kgo.WithHooks(&rb.batches),
 		// At the end of a partition a fetch waits this long for more:
 		// short, so the read-back notices at once that it has read all.
 		kgo.FetchMaxWait(200*time.Millisecond),
@@ -44,7 +47,7 @@ func openReadback(ctx context.Context, brokers, topic string) (*readback, error)
 	if err != nil {
 		return nil, fmt.Errorf("read-back client for %s: %w", brokers, err)
 	}
-	rb := &readback{cl: cl, topic: topic}
+	rb.cl = cl
 	if rb.start, err = rb.endOffsets(ctx); err != nil {
 		cl.Close()
 		return nil, fmt.Errorf("end offsets of topic %q on %s before the run: %w", topic, brokers, err)
@@ -128,6 +131,45 @@ type Accounting struct {
 	Complete        bool     `json:"complete"`
 	ReadbackSeconds float64  `json:"readback_seconds"`
 	LostSamples     []string `json:"lost_samples,omitempty"` // up to 10 "uid/seq"
+	// What the records read back take in Kafka: their record batches as
+	// stored (compressed by the producer) and decompressed, without the
+	// batches' own headers (kgo.FetchBatchMetrics).
+	Batches                int64    `json:"batches"`
+	BatchBytes             int64    `json:"batch_bytes"`
+	BatchBytesUncompressed int64    `json:"batch_bytes_uncompressed"`
+	Codecs                 []string `json:"codecs,omitempty"`
+}
+
+// batchMeter adds up the record batches the read-back fetches.
+type batchMeter struct {
+	mu                                sync.Mutex
+	batches, compressed, uncompressed int64
+	codecs                            [5]bool // Kafka's codec ids: none, gzip, snappy, lz4, zstd
+}
+
+var codecNames = [5]string{"none", "gzip", "snappy", "lz4", "zstd"}
+
+func (m *batchMeter) OnFetchBatchRead(_ kgo.BrokerMetadata, _ string, _ int32, fm kgo.FetchBatchMetrics) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.batches++
+	m.compressed += int64(fm.CompressedBytes)
+	m.uncompressed += int64(fm.UncompressedBytes)
+	if int(fm.CompressionType) < len(m.codecs) {
+		m.codecs[fm.CompressionType] = true
+	}
+}
+
+func (m *batchMeter) fill(a *Accounting) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	a.Batches, a.BatchBytes, a.BatchBytesUncompressed = m.batches, m.compressed, m.uncompressed
+	a.Codecs = nil
+	for i, on := range m.codecs {
+		if on {
+			a.Codecs = append(a.Codecs, codecNames[i])
+		}
+	}
 }
 
 // tally checks records against the keys' acknowledged events.
@@ -248,6 +290,7 @@ func (rb *readback) read(ctx context.Context, t *tally, acked int64, ends map[in
 		}
 	}
 	t.acc.Complete = t.found >= acked && atEnd()
+	rb.batches.fill(&t.acc)
 	t.finish()
 	t.acc.ReadbackSeconds = time.Since(start).Seconds()
 	return t.acc

@@ -59,6 +59,14 @@ func TestSpawnedGatewayLosesNothing(t *testing.T) {
 	if a.Acknowledged == 0 || a.Delivered != a.Acknowledged || a.Sent != a.Acknowledged || !a.Complete {
 		t.Fatalf("delivered %d of %d acknowledged, %d sent (complete %v)", a.Delivered, a.Acknowledged, a.Sent, a.Complete)
 	}
+	// The gateway compresses with Snappy by default; the read-back
+	// measured the batches as Kafka stores them.
+	if a.Batches == 0 || len(a.Codecs) != 1 || a.Codecs[0] != "snappy" || a.BatchBytes <= 0 || a.BatchBytes >= a.BatchBytesUncompressed {
+		t.Fatalf("batches read back: %d, codecs %v, %d bytes stored of %d", a.Batches, a.Codecs, a.BatchBytes, a.BatchBytesUncompressed)
+	}
+	if !bytes.Contains(out.Bytes(), []byte("B per record as stored (snappy)")) {
+		t.Fatalf("text report without Kafka's bytes:\n%s", out.String())
+	}
 	// The mix is by request; the default one has batches, so events
 	// outnumber requests.
 	if gw.Events <= gw.Requests || gw.Requests > 2000 {

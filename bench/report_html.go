@@ -86,10 +86,11 @@ svg{background:#fff;border:1px solid #ddd;margin:.5em 0}
 		fmt.Fprintf(&b, `<h2>Accounting (%s, events read back from Kafka)</h2>
 <table><tr><th>sent</th><th>acknowledged</th><th>rejected</th><th>transport errors</th><th>delivered</th><th>lost</th><th>duplicated</th><th>order violations</th><th>keys split</th><th>delivered unacknowledged</th></tr>
 <tr><td>%d</td><td>%d</td><td>%s</td><td>%d</td><td>%d</td><td class=%s>%d</td><td class=%s>%d</td><td class=%s>%d</td><td class=%s>%d</td><td>%d</td></tr></table>
-<p class=small>Read %d records in %.1fs (complete: %v); %d of other runs; %d unreadable.</p>
+<p class=small>Read %d records in %.1fs (complete: %v); %d of other runs; %d unreadable. In Kafka: %d batches, %d bytes as stored (%s), %d decompressed.</p>
 `, e(p.Name), a.Sent, a.Acknowledged, e(byStatus(a.RejectedByStatus)), a.TransportErrors, a.Delivered,
 			cls(a.Lost), a.Lost, cls(a.Duplicated), a.Duplicated, cls(a.OrderViolations), a.OrderViolations, cls(a.KeysSplit), a.KeysSplit,
-			a.DeliveredUnacknowledged, a.RecordsRead, a.ReadbackSeconds, a.Complete, a.OtherRecords, a.Unreadable)
+			a.DeliveredUnacknowledged, a.RecordsRead, a.ReadbackSeconds, a.Complete, a.OtherRecords, a.Unreadable,
+			a.Batches, a.BatchBytes, e(strings.Join(a.Codecs, ", ")), a.BatchBytesUncompressed)
 	}
 
 	b.WriteString("<h2>Resources</h2>\n<table><tr><th>process</th><th>phase</th><th>CPU s</th><th>CPU µs/event</th><th>peak RSS</th></tr>\n")

@@ -67,6 +67,11 @@ func writeText(w io.Writer, r *Report) error {
 			complete = "INCOMPLETE: timed out"
 		}
 		ew.printf("  read %d records in %.1fs (%s), %d of other runs, %d unreadable\n", a.RecordsRead, a.ReadbackSeconds, complete, a.OtherRecords, a.Unreadable)
+		if a.Batches > 0 && a.RecordsRead > 0 {
+			ew.printf("  in Kafka: %d batches of %.1f records on average, %.0f B per record as stored (%s), %.0f B decompressed\n",
+				a.Batches, float64(a.RecordsRead)/float64(a.Batches), float64(a.BatchBytes)/float64(a.RecordsRead),
+				strings.Join(a.Codecs, ", "), float64(a.BatchBytesUncompressed)/float64(a.RecordsRead))
+		}
 		if m := p.GatewayMetrics; m != nil {
 			ew.printf("  gateway's own counters: accepted %.0f, produced %.0f, delivered %.0f, failed %.0f, lost %.0f\n",
 				m["beacongate_events_accepted_total"], m["beacongate_kafka_records_produced_total"],
