@@ -53,7 +53,7 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 			Mode: c.Mode, Conns: c.Conns, DurationSeconds: c.Duration.Seconds(), Requests: c.Requests,
 			Preset: c.Preset, Mix: c.Mix, EventBytes: c.EventBytes, BatchEvents: c.BatchEvents,
 			EventsPerRequest: tr.eventsPerRequest(), Keys: c.Keys, Seed: c.Seed, Target: c.URL,
-			Spawned: c.Spawn, Topic: c.Topic, Broker: c.Brokers,
+			Spawned: c.Spawn, Topic: c.Topic, Broker: c.Brokers, Rounds: c.Rounds,
 		},
 		Problems: []string{}, Notes: []string{},
 	}
@@ -77,18 +77,27 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 			return nil, err
 		}
 	}
-	if c.Baseline {
-		p, err := baselinePhase(ctx, c, tr, log)
+	switch {
+	case c.Baseline && c.Rounds > 1:
+		base, gw, err := interleaved(ctx, c, tr, rep, log)
+		if err != nil {
+			return nil, err
+		}
+		rep.Phases = append(rep.Phases, base, gw)
+	default:
+		if c.Baseline {
+			p, err := baselinePhase(ctx, c, tr, log)
+			if err != nil {
+				return nil, err
+			}
+			rep.Phases = append(rep.Phases, p)
+		}
+		p, err := gatewayPhase(ctx, c, tr, rep, log)
 		if err != nil {
 			return nil, err
 		}
 		rep.Phases = append(rep.Phases, p)
 	}
-	p, err := gatewayPhase(ctx, c, tr, rep, log)
-	if err != nil {
-		return nil, err
-	}
-	rep.Phases = append(rep.Phases, p)
 	rep.finish()
 
 	if err := writeText(c.Out, rep); err != nil {
@@ -151,7 +160,7 @@ func baselinePhase(ctx context.Context, c Config, tr *traffic, log func(string, 
 	defer func() { _, _ = srv.stop(10 * time.Second) }()
 	log("baseline: do-nothing server (pid %d) on %s", srv.pid(), addr)
 	m := startMeters(srv.pid(), 0)
-	l := runLoad(ctx, c, tr, loadTarget{addr: addr, host: addr})
+	l := runLoad(ctx, c, tr, loadTarget{addr: addr, host: addr}, nil)
 	p := phaseFromLoad("baseline", "http://"+addr, l, c.Mode == "open")
 	m.loadDone(p)
 	m.serversDone(p)
@@ -163,75 +172,111 @@ func baselinePhase(ctx context.Context, c Config, tr *traffic, log func(string, 
 // gatewayPhase drives the gateway (spawned or given), then settles,
 // reads back and, when it spawned it, stops it.
 func gatewayPhase(ctx context.Context, c Config, tr *traffic, rep *Report, log func(string, ...any)) (*Phase, error) {
-	target, brokers, admin, pid, brokerPID := c.URL, c.Brokers, c.AdminURL, c.GatewayPID, 0
-	var sp *spawned
+	g, err := openGateway(ctx, c, rep, log)
+	if err != nil {
+		return nil, err
+	}
+	defer g.close()
+	log("gateway: load on %s", g.target)
+	m := startMeters(g.pid, g.brokerPID)
+	l := runLoad(ctx, c, tr, g.lt, nil)
+	p := phaseFromLoad("gateway", g.target, l, c.Mode == "open")
+	m.loadDone(p)
+	return p, g.finish(ctx, c, tr, rep, log, p, l, func() { m.serversDone(p) })
+}
+
+// gatewaySide is the gateway a run drives, spawned with its broker or
+// given, with the read-back client opened before the load.
+type gatewaySide struct {
+	sp             *spawned
+	target, admin  string
+	brokers        string
+	lt             loadTarget
+	pid, brokerPID int
+	rb             *readback
+	before         map[string]float64
+}
+
+// openGateway spawns the gateway (or checks the one given), opens the
+// read-back and reads the gateway's counters before any load.
+func openGateway(ctx context.Context, c Config, rep *Report, log func(string, ...any)) (_ *gatewaySide, err error) {
+	g := &gatewaySide{target: c.URL, brokers: c.Brokers, admin: c.AdminURL, pid: c.GatewayPID}
+	defer func() {
+		if err != nil {
+			g.close()
+		}
+	}()
 	if c.Spawn {
-		var err error
-		if sp, err = spawnGateway(ctx, c, log); err != nil {
+		if g.sp, err = spawnGateway(ctx, c, log); err != nil {
 			return nil, err
 		}
-		defer sp.cleanup()
-		target, brokers, admin, pid = sp.httpURL, sp.brokers, sp.admin, sp.gateway.pid()
-		if sp.broker != nil {
-			brokerPID = sp.broker.pid()
+		g.target, g.brokers, g.admin, g.pid = g.sp.httpURL, g.sp.brokers, g.sp.admin, g.sp.gateway.pid()
+		if g.sp.broker != nil {
+			g.brokerPID = g.sp.broker.pid()
 		}
-		rep.Config.Target = target
+		rep.Config.Target = g.target
 	}
-	lt, err := checkTarget(ctx, target, c.AllowRemote)
-	if err != nil {
+	if g.lt, err = checkTarget(ctx, g.target, c.AllowRemote); err != nil {
 		return nil, err
 	}
 	if !c.Spawn {
 		// Fail at once, not after a whole phase of transport errors.
-		if err := waitReady(ctx, nil, target+"/healthz", 0); err != nil {
+		if err := waitReady(ctx, nil, g.target+"/healthz", 0); err != nil {
 			return nil, err
 		}
 	}
-
-	var rb *readback
 	if !c.NoReadback {
-		if rb, err = openReadback(ctx, brokers, c.Topic); err != nil {
+		if g.rb, err = openReadback(ctx, g.brokers, c.Topic); err != nil {
 			return nil, err
 		}
-		defer rb.close()
 	}
-	var before map[string]float64
-	if admin != "" {
-		if before, err = scrapeMetrics(ctx, admin, gatewayCounters); err != nil {
+	if g.admin != "" {
+		if g.before, err = scrapeMetrics(ctx, g.admin, gatewayCounters); err != nil {
 			log("gateway metrics unavailable: %v", err)
+			err = nil
 		}
 	}
+	return g, nil
+}
 
-	log("gateway: load on %s", target)
-	m := startMeters(pid, brokerPID)
-	l := runLoad(ctx, c, tr, lt)
-	p := phaseFromLoad("gateway", target, l, c.Mode == "open")
-	m.loadDone(p)
-	if admin != "" {
-		took, err := settle(ctx, admin, c.Settle)
+// close closes the read-back and stops what openGateway spawned.
+func (g *gatewaySide) close() {
+	if g.rb != nil {
+		g.rb.close()
+	}
+	if g.sp != nil {
+		g.sp.cleanup()
+	}
+}
+
+// finish settles the gateway after the load l, measures the servers
+// (measure), reads back and stops a spawned gateway, filling p.
+func (g *gatewaySide) finish(ctx context.Context, c Config, tr *traffic, rep *Report, log func(string, ...any), p *Phase, l *loadResult, measure func()) error {
+	if g.admin != "" {
+		took, err := settle(ctx, g.admin, c.Settle)
 		p.SettleSeconds = took.Seconds()
 		if err != nil {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("settle: %v", err))
 		}
-		if after, err := scrapeMetrics(ctx, admin, gatewayCounters); err == nil && before != nil {
+		if after, err := scrapeMetrics(ctx, g.admin, gatewayCounters); err == nil && g.before != nil {
 			p.GatewayMetrics = map[string]float64{}
 			for _, n := range gatewayCounters {
-				p.GatewayMetrics[n] = after[n] - before[n]
+				p.GatewayMetrics[n] = after[n] - g.before[n]
 			}
 		}
 	}
 	// The servers' CPU is read before the read-back: with the broker in
 	// the gateway process, serving the read-back would count as the
 	// gateway's.
-	m.serversDone(p)
+	measure()
 	perEvent := p.AckedEvents
-	if rb != nil {
-		ends, err := rb.endOffsets(ctx)
+	if g.rb != nil {
+		ends, err := g.rb.endOffsets(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("end offsets of topic %q after the run: %w", c.Topic, err)
+			return fmt.Errorf("end offsets of topic %q after the run: %w", c.Topic, err)
 		}
 		t := newTally(tr.rid, l.keys)
-		acc := rb.read(ctx, t, l.ackedEvents, ends, c.ReadbackTimeout)
+		acc := g.rb.read(ctx, t, l.ackedEvents, ends, c.ReadbackTimeout)
 		acc.Sent, acc.Acknowledged, acc.TransportErrors = l.events, l.ackedEvents, l.transportEvents
 		acc.RejectedByStatus = p.RejectedEvents
 		p.Accounting = &acc
@@ -241,8 +286,8 @@ func gatewayPhase(ctx context.Context, c Config, tr *traffic, rep *Report, log f
 			acc.RecordsRead, acc.ReadbackSeconds, acc.Delivered, acc.Lost, acc.Duplicated, acc.OrderViolations)
 	}
 	p.cpuPerEvent(perEvent)
-	if sp != nil {
-		code, undelivered, err := sp.stopGateway()
+	if g.sp != nil {
+		code, undelivered, err := g.sp.stopGateway()
 		if err != nil {
 			rep.Notes = append(rep.Notes, err.Error())
 		}
@@ -252,7 +297,7 @@ func gatewayPhase(ctx context.Context, c Config, tr *traffic, rep *Report, log f
 		}
 		log("gateway: stopped with exit code %d", code)
 	}
-	return p, ctx.Err()
+	return ctx.Err()
 }
 
 // checkTarget parses the target URL and, unless allowRemote, refuses it

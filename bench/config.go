@@ -60,6 +60,11 @@ type Config struct {
 	// Baseline first drives a do-nothing HTTP server (a separate process)
 	// with the same load, for the gateway/baseline ratios.
 	Baseline bool
+	// Rounds > 1 (with Baseline) interleaves the two: the baseline and
+	// the gateway take turns, Rounds slices of Duration/Rounds each, so
+	// that a machine whose speed drifts during the run weighs on both
+	// alike. 0 or 1: the baseline's whole phase, then the gateway's.
+	Rounds int
 	// SelfBin is the executable re-run as the baseline server and the
 	// separate broker (see ServeChild). Default: this process's
 	// executable.
@@ -312,6 +317,19 @@ func (c Config) Validate() error {
 	}
 	if c.Timeout <= 0 || c.Settle < 0 || c.ReadbackTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("timeout %v and readback timeout %v must be > 0, settle %v >= 0", c.Timeout, c.ReadbackTimeout, c.Settle))
+	}
+	if c.Rounds < 0 || c.Rounds > 100 {
+		errs = append(errs, fmt.Errorf("rounds %d out of range [0, 100]", c.Rounds))
+	}
+	if c.Rounds > 1 {
+		switch {
+		case !c.Baseline:
+			errs = append(errs, fmt.Errorf("%d rounds need the baseline: they interleave it with the gateway", c.Rounds))
+		case c.Requests > 0:
+			errs = append(errs, fmt.Errorf("%d rounds bound by time only: -requests %d would end the first slice", c.Rounds, c.Requests))
+		case c.Duration < time.Duration(c.Rounds)*time.Second:
+			errs = append(errs, fmt.Errorf("%d rounds of a %v phase: a slice must last at least 1s", c.Rounds, c.Duration))
+		}
 	}
 	if c.Partitions < 1 {
 		errs = append(errs, fmt.Errorf("partitions %d must be >= 1", c.Partitions))

@@ -2,8 +2,10 @@ package bench
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -111,7 +113,7 @@ func TestOpenLoopKeepsItsRate(t *testing.T) {
 	defer func() { _, _ = srv.stop(5 * time.Second) }()
 	c := Config{Mode: "open", Rate: 2000, Conns: 8, Duration: 1500 * time.Millisecond}.withDefaults()
 	tr := newTraffic("0123456789ab", c)
-	l := runLoad(t.Context(), c, tr, loadTarget{addr: addr, host: addr})
+	l := runLoad(t.Context(), c, tr, loadTarget{addr: addr, host: addr}, nil)
 	if l.requests+l.behind != 3000 {
 		t.Fatalf("%d sent + %d behind schedule, want the 3000 scheduled", l.requests, l.behind)
 	}
@@ -123,5 +125,68 @@ func TestOpenLoopKeepsItsRate(t *testing.T) {
 	}
 	if got := l.latency.TotalCount(); got != l.requests {
 		t.Fatalf("%d latencies for %d requests", got, l.requests)
+	}
+}
+
+// TestInterleavedRoundsLoseNothing: with -rounds the baseline and the
+// gateway take turns. The gateway's users go on with their sequence
+// numbers from one slice to the next (a restart would show as
+// duplicates and order violations), both phases add up their slices,
+// and the report says how the CPU was measured.
+func TestInterleavedRoundsLoseNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the gateway")
+	}
+	bin := kafkatest.GatewayBinary(t)
+	var out, log bytes.Buffer
+	const rounds = 3
+	rep, err := Run(t.Context(), Config{
+		Spawn: true, GatewayBin: bin, Baseline: true, Rounds: rounds,
+		Conns: 8, Duration: 3 * time.Second, Preset: "pixel",
+		JSONPath: "-", HTMLPath: "-", ReadbackTimeout: 15 * time.Second,
+		Out: &out, Log: &log,
+	})
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, log.String())
+	}
+	t.Logf("%s", out.String())
+	if len(rep.Phases) != 2 || rep.Phases[0].Name != "baseline" || rep.Phases[1].Name != "gateway" {
+		t.Fatalf("phases %v", rep.Phases)
+	}
+	base, gw := rep.Phases[0], rep.Phases[1]
+	for _, p := range []*Phase{base, gw} {
+		// Three slices of 1s each; each slice ends when its in-flight
+		// requests are answered.
+		if p.ElapsedSeconds < 2.9 || p.ElapsedSeconds > 6 {
+			t.Errorf("%s: %.2fs of load over %d slices of 1s", p.Name, p.ElapsedSeconds, rounds)
+		}
+		if p.Server == nil || p.Server.CPUSeconds <= 0 || p.Harness.CPUSeconds <= 0 {
+			t.Errorf("%s not measured: server %+v harness %+v", p.Name, p.Server, p.Harness)
+		}
+	}
+	for i := 1; i <= rounds; i++ {
+		if !strings.Contains(log.String(), fmt.Sprintf("round %d/%d: baseline ", i, rounds)) {
+			t.Errorf("no round %d in the log:\n%s", i, log.String())
+		}
+	}
+	if strings.Contains(log.String(), "gateway: load on") {
+		t.Errorf("the sequential gateway phase ran:\n%s", log.String())
+	}
+	a := gw.Accounting
+	if a == nil || a.Lost != 0 || a.Duplicated != 0 || a.OrderViolations != 0 || a.KeysSplit != 0 || !a.Complete {
+		t.Fatalf("accounting: %+v", a)
+	}
+	if a.Acknowledged == 0 || a.Delivered != a.Acknowledged || a.Sent != a.Acknowledged {
+		t.Fatalf("delivered %d of %d acknowledged, %d sent", a.Delivered, a.Acknowledged, a.Sent)
+	}
+	if rep.Ratios == nil || rep.Ratios.CPUPerEvent <= 0 || rep.Config.Rounds != rounds {
+		t.Fatalf("ratios %+v, rounds %d", rep.Ratios, rep.Config.Rounds)
+	}
+	var noted bool
+	for _, n := range rep.Notes {
+		noted = noted || strings.HasPrefix(n, "baseline and gateway interleaved: 3 rounds of 1s each")
+	}
+	if !noted || !strings.Contains(out.String(), "interleaved in 3 rounds of 1s") {
+		t.Fatalf("notes %q\n%s", rep.Notes, out.String())
 	}
 }

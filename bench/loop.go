@@ -116,8 +116,9 @@ type loadTarget struct {
 }
 
 // runLoad drives target with c's load until c.Duration or c.Requests,
-// with one goroutine per connection.
-func runLoad(ctx context.Context, c Config, tr *traffic, target loadTarget) *loadResult {
+// with one goroutine per connection. keys are the users' states of an
+// earlier slice of the same phase, to go on with; nil: new ones.
+func runLoad(ctx context.Context, c Config, tr *traffic, target loadTarget, keys []*keyState) *loadResult {
 	hc := &fasthttp.HostClient{
 		Addr:     target.addr,
 		MaxConns: c.Conns,
@@ -134,9 +135,11 @@ func runLoad(ctx context.Context, c Config, tr *traffic, target loadTarget) *loa
 	}
 	defer hc.CloseIdleConnections()
 
-	keys := make([]*keyState, len(tr.uids))
-	for i, uid := range tr.uids {
-		keys[i] = &keyState{uid: uid}
+	if keys == nil {
+		keys = make([]*keyState, len(tr.uids))
+		for i, uid := range tr.uids {
+			keys[i] = &keyState{uid: uid}
+		}
 	}
 	var (
 		stop    atomic.Bool

@@ -50,6 +50,7 @@ type RunConfig struct {
 	GatewayBin       string  `json:"gateway_bin,omitempty"`
 	Broker           string  `json:"broker"` // where the broker ran
 	Topic            string  `json:"topic"`
+	Rounds           int     `json:"rounds,omitempty"` // > 1: baseline and gateway interleaved
 }
 
 // Phase is one target under load: "baseline" or "gateway".

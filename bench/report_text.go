@@ -154,6 +154,9 @@ func loadLine(c RunConfig) string {
 	if c.Requests > 0 {
 		s += fmt.Sprintf(" or %d requests", c.Requests)
 	}
+	if c.Rounds > 1 {
+		s += fmt.Sprintf(", baseline and gateway interleaved in %d rounds of %gs", c.Rounds, c.DurationSeconds/float64(c.Rounds))
+	}
 	return s
 }
 

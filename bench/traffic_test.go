@@ -207,6 +207,9 @@ func TestConfigZeroValueIsValidAndBadOnesAreRefused(t *testing.T) {
 	if err := (Config{}).Validate(); err != nil {
 		t.Fatalf("zero Config: %v", err)
 	}
+	if err := (Config{Baseline: true, Rounds: 4, Duration: 20 * time.Second}).Validate(); err != nil {
+		t.Fatalf("4 rounds of 5s: %v", err)
+	}
 	c := Config{}.withDefaults()
 	if c.Conns != 64 || c.Duration != 10*time.Second || c.EventBytes != 800 || c.BatchEvents != 20 || c.Mix != (Mix{60, 30, 10}) {
 		t.Fatalf("defaults: %+v", c)
@@ -222,6 +225,10 @@ func TestConfigZeroValueIsValidAndBadOnesAreRefused(t *testing.T) {
 		"https":             {URL: "https://127.0.0.1:8080"},
 		"tiny events":       {EventBytes: 10},
 		"negative mix":      {Mix: Mix{Pixel: -1, Beacon: 2}},
+		"rounds alone":      {Rounds: 4},
+		"rounds by count":   {Baseline: true, Rounds: 4, Requests: 1000},
+		"slices under 1s":   {Baseline: true, Rounds: 4, Duration: 3 * time.Second},
+		"negative rounds":   {Baseline: true, Rounds: -1},
 	} {
 		if err := bad.Validate(); err == nil {
 			t.Errorf("%s: accepted", name)

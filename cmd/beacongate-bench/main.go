@@ -103,6 +103,7 @@ func parseFlags(args []string, out io.Writer) (bench.Config, error) {
 	fs.BoolVar(&c.EmbeddedBroker, "embedded-broker", false, "with -spawn, run the broker inside the gateway process (its CPU then counts as the gateway's) instead of a separate process")
 	fs.IntVar(&c.Partitions, "partitions", bench.DefaultPartitions, "partitions of the spawned broker's topic")
 	fs.BoolVar(&c.Baseline, "baseline", false, "first drive a do-nothing HTTP server with the same load, for gateway/baseline ratios")
+	fs.IntVar(&c.Rounds, "rounds", 0, "with -baseline: alternate the baseline and the gateway in this many slices of -duration/N each, so machine drift hits both alike (0 or 1: one phase each)")
 
 	fs.StringVar(&c.Mode, "mode", "closed", "closed (as fast as answers come back) or open (fixed arrival rate, -rate)")
 	fs.Float64Var(&c.Rate, "rate", 0, "open loop: requests per second over all connections (a batch request carries -batch-events events)")
