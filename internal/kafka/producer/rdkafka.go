@@ -96,25 +96,32 @@ static void bg_io_event(rd_kafka_queue_t *q, int fd) {
 	rd_kafka_queue_io_event_enable(q, fd, fd < 0 ? NULL : &one, fd < 0 ? 0 : 1);
 }
 
+// bg_poll_out is what bg_poll found. It lives in C memory: Go variables
+// whose address goes to C escape to the heap, one allocation per poll.
+typedef struct {
+	int type;
+	size_t n;
+} bg_poll_out;
+
 // bg_poll destroys prev (the previous event, or NULL) and takes the next
-// event off q without waiting (NULL: none). For a
+// event off q without waiting (NULL: none), its type in out->type. For a
 // delivery report it stores up to cap of its messages in msgs and their
-// count in *n (which may be more than cap: then call
+// count in out->n (which may be more than cap: then call
 // rd_kafka_event_message_array with a larger array).
-static rd_kafka_event_t *bg_poll(rd_kafka_queue_t *q, rd_kafka_event_t *prev, int *type, const rd_kafka_message_t **msgs, size_t cap, size_t *n) {
+static rd_kafka_event_t *bg_poll(rd_kafka_queue_t *q, rd_kafka_event_t *prev, bg_poll_out *out, const rd_kafka_message_t **msgs, size_t cap) {
 	if (prev) {
 		rd_kafka_event_destroy(prev);
 	}
 	rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 0);
-	*n = 0;
+	out->n = 0;
 	if (!ev) {
-		*type = 0;
+		out->type = 0;
 		return NULL;
 	}
-	*type = rd_kafka_event_type(ev);
-	if (*type == BG_EVENT_DR) {
-		*n = rd_kafka_event_message_count(ev);
-		if (*n <= cap) {
+	out->type = rd_kafka_event_type(ev);
+	if (out->type == BG_EVENT_DR) {
+		out->n = rd_kafka_event_message_count(ev);
+		if (out->n <= cap) {
 			rd_kafka_event_message_array(ev, msgs, cap);
 		}
 	}
@@ -191,6 +198,7 @@ type rdk struct {
 
 	msgs    **C.rd_kafka_message_t // C array of msgsCap pointers, for bg_poll
 	msgsCap int
+	out     *C.bg_poll_out // C memory, for bg_poll
 }
 
 var errNoHandle = errors.New("cannot reach librdkafka's handle and main queue in this confluent-kafka-go version (its private fields handle.rk and handle.rkq)")
@@ -237,6 +245,7 @@ func openRdk(p *kafka.Producer, fd int, topic string) (*rdk, error) {
 	r.mainq = C.bg_take_queue(C.uintptr_t(uintptr(field)), dummy, r.q)
 	runtime.KeepAlive(p)
 	r.grow(1024)
+	r.out = (*C.bg_poll_out)(C.calloc(1, C.size_t(unsafe.Sizeof(C.bg_poll_out{}))))
 	return r, nil
 }
 
@@ -332,6 +341,8 @@ func (r *rdk) close() {
 	C.rd_kafka_queue_destroy(r.mainq)
 	C.free(unsafe.Pointer(r.msgs))
 	r.msgs, r.msgsCap = nil, 0
+	C.free(unsafe.Pointer(r.out))
+	r.out = nil
 }
 
 // kafkaError is librdkafka's error code as the Go client's Error.
@@ -350,14 +361,13 @@ func (p *Producer) serveEvents() {
 			continue
 		default:
 		}
-		var typ C.int
-		var n C.size_t
-		ev := C.bg_poll(r.q, prev, &typ, r.msgs, C.size_t(r.msgsCap), &n)
+		ev := C.bg_poll(r.q, prev, r.out, r.msgs, C.size_t(r.msgsCap))
 		prev = ev
 		if ev == nil {
 			return
 		}
-		switch typ {
+		n := r.out.n
+		switch r.out._type {
 		case C.BG_EVENT_DR:
 			if int(n) > r.msgsCap {
 				r.grow(int(n))
