@@ -57,7 +57,8 @@ func interleaved(ctx context.Context, c Config, tr *traffic, rep *Report, log fu
 			gwInBaseline += u.CPUSeconds
 		}
 		w := gm.drive(ctx, slice, tr, g.lt, g.pid, g.brokerPID, gl)
-		log("round %d/%d: baseline %d requests, gateway %d requests", i+1, c.Rounds, b.requests, w.requests)
+		log("round %d/%d: baseline %d requests (%.1f µs of CPU each), gateway %d requests (%.1f µs each, within its slice)",
+			i+1, c.Rounds, b.requests, bm.lastCPU*1e6/float64(max(1, b.ackedReqs)), w.requests, gm.lastCPU*1e6/float64(max(1, w.ackedReqs)))
 		bl, gl = bl.merge(b), gl.merge(w)
 	}
 	if ctx.Err() != nil {
@@ -91,6 +92,7 @@ type sliceMeters struct {
 	busy, other         float64 // core-seconds
 	peakRSS, rss        int64
 	busySec, otherSec   []float64
+	lastCPU             float64 // the server's CPU seconds within the last slice
 }
 
 // drive runs one slice of load against target, measured as a phase is,
@@ -104,6 +106,11 @@ func (sm *sliceMeters) drive(ctx context.Context, c Config, tr *traffic, target 
 	l := runLoad(ctx, c, tr, target, keys)
 	p := phaseFromLoad("", "", l, false)
 	m.loadDone(p)
+	m.serversDone(p)
+	sm.lastCPU = 0
+	if p.Server != nil {
+		sm.lastCPU = p.Server.CPUSeconds
+	}
 	sm.elapsed += p.ElapsedSeconds
 	sm.harnessCPU += p.Harness.CPUSeconds
 	sm.busy += p.MachineBusyCores * p.ElapsedSeconds
