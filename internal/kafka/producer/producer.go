@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
 	"go.uber.org/zap"
@@ -79,12 +80,10 @@ type Producer struct {
 	closeOnce  sync.Once
 	loopDone   chan struct{}
 
-	// urgent counts the outstanding records of acknowledged requests;
-	// while it is above zero, flushLoop keeps librdkafka from lingering
-	// (urgent.go). kick wakes flushLoop.
-	urgent    atomic.Int64
-	kick      chan struct{}
-	flushDone chan struct{} // closed when flushLoop returned
+	// flusher counts the outstanding records of acknowledged requests;
+	// while the count is above zero, its thread keeps librdkafka from
+	// lingering (urgent.go).
+	flusher   flusher
 	topicDone chan struct{} // closed when discoverTopic returned
 
 	// The gateway's own use of librdkafka's handle (events.go): rdk
@@ -142,6 +141,14 @@ func New(cfg Config, log *zap.Logger) (*Producer, error) {
 		syscall.Close(wakeW)
 		return nil, fmt.Errorf("producer: %w", err)
 	}
+	fl, err := startFlusher(unsafe.Pointer(r.rk))
+	if err != nil {
+		r.close()
+		kp.Close()
+		wakeR.Close()
+		syscall.Close(wakeW)
+		return nil, fmt.Errorf("producer: %w", err)
+	}
 	p := &Producer{
 		p:          kp,
 		topic:      cfg.Topic,
@@ -157,8 +164,7 @@ func New(cfg Config, log *zap.Logger) (*Producer, error) {
 		lastUp:     map[int32]time.Time{},
 		loopDone:   make(chan struct{}),
 		stop:       make(chan struct{}),
-		kick:       make(chan struct{}, 1),
-		flushDone:  make(chan struct{}),
+		flusher:    fl,
 		topicDone:  make(chan struct{}),
 		rdk:        r,
 		started:    time.Now(),
@@ -176,7 +182,6 @@ func New(cfg Config, log *zap.Logger) (*Producer, error) {
 	go p.forwardGoEvents(kp.Events())
 	go p.logLoop(kp.Logs())
 	go func() { defer close(p.topicDone); p.discoverTopic(p.stop, 30*time.Second) }()
-	go p.flushLoop()
 	return p, nil
 }
 
@@ -228,21 +233,17 @@ func (p *Producer) produceTracked(partition int32, hb []byte, key, value []byte,
 	_, urgent := t.(*delivery.Ack)
 	op, h := trackedOpaque(&tracked{start: time.Now(), t: t, urgent: urgent})
 	if urgent {
-		// Counted before Produce, as the books are: the report may come first.
-		p.urgent.Add(1)
+		// Counted before Produce, as the books are: the report may come
+		// first. The thread then wakes before the record is queued, and
+		// flushes for the millisecond it takes to arrive.
+		p.flusher.add(1)
 	}
 	if err := p.produceTo(p.topic, partition, key, value, hb, op); err != nil {
 		h.Delete()
 		if urgent {
-			p.urgent.Add(-1)
+			p.flusher.add(-1)
 		}
 		return err
-	}
-	if urgent {
-		select {
-		case p.kick <- struct{}{}:
-		default: // flushLoop is awake already
-		}
 	}
 	return nil
 }
@@ -405,10 +406,11 @@ func (p *Producer) Purge(timeout time.Duration) int {
 func (p *Producer) Close() (lost int) {
 	p.closeOnce.Do(func() {
 		close(p.stop)
-		// Neither may call librdkafka on a destroyed handle: a metadata
-		// request in flight when rd_kafka_destroy runs crashes the process.
-		// The topic lookup's requests are bounded (topicRequestTimeout).
-		<-p.flushDone
+		// Neither the flush thread nor the topic lookup may call
+		// librdkafka on a destroyed handle: a metadata request in flight
+		// when rd_kafka_destroy runs crashes the process. The topic
+		// lookup's requests are bounded (topicRequestTimeout).
+		p.flusher.stop()
 		<-p.topicDone
 		// The event loop stops after a last pass over the main queue; a
 		// report that arrives later has nobody to handle it, and its
@@ -438,7 +440,7 @@ func (p *Producer) report(o *outcome) {
 	defer p.count(o.mine, -1, -o.size)
 	tr := o.tr
 	if tr != nil && tr.urgent {
-		p.urgent.Add(-1)
+		p.flusher.add(-1)
 	}
 	if !o.mine {
 		p.deliveredElsewhere(o, tr)

@@ -1,25 +1,99 @@
 package producer
 
 /*
+#include <pthread.h>
+#include <stdlib.h>
+
 // rd_kafka_flush is librdkafka's own (rdkafka.h), linked into the binary
 // by confluent-kafka-go's static build, which calls it too. It is declared
 // weak so this package's cgo link check, which does not see that archive,
-// passes; flushNow reports a missing symbol instead of crashing.
+// passes; bg_flusher_start reports a missing symbol instead of crashing.
 typedef struct rd_kafka_s rd_kafka_t;
 extern int rd_kafka_flush(rd_kafka_t *rk, int timeout_ms) __attribute__((weak));
 
-static int bg_flush(void *rk, int timeout_ms) {
-	if (!rd_kafka_flush) {
-		return -1;
+// bg_flusher is the thread that keeps librdkafka from lingering while
+// records of acknowledged requests are outstanding (see below). urgent
+// and flushes are updated atomically, from Go too; stop under mu.
+typedef struct {
+	long long urgent;            // outstanding records of acknowledged requests
+	unsigned long long flushes;  // rd_kafka_flush calls made
+	rd_kafka_t *rk;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int stop;
+	pthread_t th;
+} bg_flusher;
+
+static void *bg_flusher_run(void *arg) {
+	bg_flusher *f = arg;
+	pthread_mutex_lock(&f->mu);
+	for (;;) {
+		// Checked under mu, which bg_flusher_wake takes to signal: a
+		// count that rises after this check is signalled after the wait
+		// began, so the wake-up cannot be lost.
+		while (!f->stop && __atomic_load_n(&f->urgent, __ATOMIC_SEQ_CST) <= 0) {
+			pthread_cond_wait(&f->cv, &f->mu);
+		}
+		if (f->stop) {
+			break;
+		}
+		pthread_mutex_unlock(&f->mu);
+		rd_kafka_flush(f->rk, 1);
+		__atomic_add_fetch(&f->flushes, 1, __ATOMIC_RELAXED);
+		pthread_mutex_lock(&f->mu);
 	}
-	rd_kafka_flush((rd_kafka_t *)rk, timeout_ms);
-	return 0;
+	pthread_mutex_unlock(&f->mu);
+	return NULL;
+}
+
+// bg_flusher_start starts the thread for rk; NULL if librdkafka's flush
+// is missing or the thread cannot be created.
+static bg_flusher *bg_flusher_start(void *rk) {
+	if (!rd_kafka_flush) {
+		return NULL;
+	}
+	bg_flusher *f = calloc(1, sizeof *f);
+	if (!f) {
+		return NULL;
+	}
+	f->rk = (rd_kafka_t *)rk;
+	pthread_mutex_init(&f->mu, NULL);
+	pthread_cond_init(&f->cv, NULL);
+	if (pthread_create(&f->th, NULL, bg_flusher_run, f) != 0) {
+		pthread_cond_destroy(&f->cv);
+		pthread_mutex_destroy(&f->mu);
+		free(f);
+		return NULL;
+	}
+	return f;
+}
+
+// bg_flusher_wake wakes the thread: the count rose from zero.
+static void bg_flusher_wake(bg_flusher *f) {
+	pthread_mutex_lock(&f->mu);
+	pthread_cond_signal(&f->cv);
+	pthread_mutex_unlock(&f->mu);
+}
+
+// bg_flusher_stop ends the thread (after at most one more flush of 1 ms)
+// and frees f.
+static void bg_flusher_stop(bg_flusher *f) {
+	pthread_mutex_lock(&f->mu);
+	f->stop = 1;
+	pthread_cond_signal(&f->cv);
+	pthread_mutex_unlock(&f->mu);
+	pthread_join(f->th, NULL);
+	pthread_cond_destroy(&f->cv);
+	pthread_mutex_destroy(&f->mu);
+	free(f);
 }
 */
 import "C"
 
 import (
+	"errors"
 	"reflect"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/confluentinc/confluent-kafka-go/v2/kafka"
@@ -33,12 +107,21 @@ import (
 // rd_kafka_flush runs, linger.ms counts as zero for every partition
 // (rdkafka.h, rd_kafka_flush: "The linger.ms time will be ignored for the
 // duration of the call"). So while any record of an acknowledged request
-// is outstanding, one goroutine keeps a short rd_kafka_flush running; the
+// is outstanding, a thread keeps a short rd_kafka_flush running; the
 // asynchronous path then also sends without lingering, which costs broker
 // requests only while acknowledged traffic flows. In event mode (how the
 // Go client runs librdkafka) rd_kafka_flush only waits on a condition
 // variable for the queue to empty, so it serves no events and cannot
 // reorder delivery reports: the event loop stays their only reader.
+//
+// The thread is a C thread, not a goroutine. A goroutine calling
+// rd_kafka_flush blocks in cgo for a millisecond at a time, a thousand
+// times a second: each time the Go runtime's sysmon takes its P away and
+// hands it to another thread, and sysmon itself polls every 20 µs while
+// it keeps finding such calls (docs/performance.md, "The Go scheduler's
+// share"). Go code counts the outstanding records in the thread's C
+// memory with atomic adds and calls into C only when the count rises
+// from zero, to wake the thread.
 //
 // The Go client does not export librdkafka's handle, and its own Flush
 // polls the event queue itself (a second reader would reorder reports),
@@ -60,33 +143,35 @@ func rkHandle(p *kafka.Producer) unsafe.Pointer {
 	return rk.UnsafePointer()
 }
 
-// flushNow runs rd_kafka_flush for up to ms milliseconds; false if the
-// symbol is missing.
-func flushNow(rk unsafe.Pointer, ms int) bool {
-	return C.bg_flush(rk, C.int(ms)) == 0
+// flusher is the Go side of the flush thread.
+type flusher struct{ f *C.bg_flusher }
+
+var errNoFlush = errors.New("cannot start the flush thread for acknowledged requests: librdkafka's rd_kafka_flush is missing, or pthread_create failed")
+
+func startFlusher(rk unsafe.Pointer) (flusher, error) {
+	f := C.bg_flusher_start(rk)
+	if f == nil {
+		return flusher{}, errNoFlush
+	}
+	return flusher{f}, nil
 }
 
-// flushLoop keeps librdkafka from lingering while records of
-// acknowledged requests are outstanding. Each rd_kafka_flush call is
-// short (1 ms) so that the loop notices at once when the last of them
-// is delivered and lets the asynchronous path batch again; between two
-// calls librdkafka may linger for an instant, which only delays a record
-// by the time to loop.
-func (p *Producer) flushLoop() {
-	defer close(p.flushDone)
-	for {
-		select {
-		case <-p.stop:
-			return
-		case <-p.kick:
-		}
-		for p.urgent.Load() > 0 {
-			select {
-			case <-p.stop:
-				return
-			default:
-			}
-			flushNow(unsafe.Pointer(p.rdk.rk), 1)
-		}
+// urgent is the count of outstanding records of acknowledged requests,
+// in C memory.
+func (fl flusher) urgent() *int64 { return (*int64)(unsafe.Pointer(&fl.f.urgent)) }
+
+// add adds n records to the count, waking the thread when it rises from
+// zero (n > 0).
+func (fl flusher) add(n int64) {
+	if atomic.AddInt64(fl.urgent(), n) == n && n > 0 {
+		C.bg_flusher_wake(fl.f)
 	}
 }
+
+// flushes is how many rd_kafka_flush calls the thread made (tests).
+func (fl flusher) flushes() uint64 {
+	return atomic.LoadUint64((*uint64)(unsafe.Pointer(&fl.f.flushes)))
+}
+
+// stop ends the thread; the flusher must not be used after.
+func (fl flusher) stop() { C.bg_flusher_stop(fl.f) }

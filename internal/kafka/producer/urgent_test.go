@@ -35,6 +35,9 @@ func TestAckedRecordsDoNotLinger(t *testing.T) {
 	if n := p.Delivered(); n != 0 {
 		t.Fatalf("%d records delivered with linger.ms=60000 and no acknowledged request: the test cannot tell lingering from not", n)
 	}
+	if n := producer.Flushes(p); n != 0 {
+		t.Fatalf("the flush thread flushed %d times with no acknowledged request outstanding", n)
+	}
 
 	ack := delivery.NewAck(0)
 	ack.Add(1)
@@ -53,5 +56,20 @@ func TestAckedRecordsDoNotLinger(t *testing.T) {
 	// The asynchronous record queued before it went along, in order.
 	if n := p.Delivered(); n != 2 {
 		t.Fatalf("delivered %d, want both records", n)
+	}
+	// It was the flush thread that sent them, and it goes back to sleep
+	// once nothing acknowledged is outstanding (each flush lasts 1 ms:
+	// a thread still flushing would make ~100 more in 100 ms).
+	if n := producer.Flushes(p); n == 0 {
+		t.Fatal("the acknowledged record went out without a flush")
+	}
+	if u := producer.Urgent(p); u != 0 {
+		t.Fatalf("%d acknowledged records still counted outstanding after their report", u)
+	}
+	time.Sleep(20 * time.Millisecond) // the flush in progress ends
+	before := producer.Flushes(p)
+	time.Sleep(100 * time.Millisecond)
+	if n := producer.Flushes(p) - before; n > 1 {
+		t.Fatalf("the flush thread flushed %d more times in 100 ms with nothing outstanding", n)
 	}
 }
