@@ -29,7 +29,9 @@ run: build
 # and prints throughput, latency, CPU per event, Kafka's bytes per record,
 # lost/duplicated/reordered events and the gateway/baseline ratios;
 # reports also in bench-out/. Takes about a minute; exit code 1 if anything
-# was lost. More flags: BENCH_ARGS='-preset 2kb' (bin/beacongate-bench -h).
+# was lost. More flags: BENCH_ARGS='-preset 2kb -rounds 1' (an overload:
+# one phase each, so the spool's replay does not run into the baseline's
+# turns; bin/beacongate-bench -h).
 BENCH_ARGS ?=
 bench: build
 	./bin/beacongate-bench -spawn -baseline -rounds 4 -conns 64 -duration 20s -preset pixel $(BENCH_ARGS)
