@@ -170,16 +170,7 @@ func (r *loadResult) merge(o *loadResult) *loadResult {
 		return o
 	}
 	r.elapsed += o.elapsed
-	r.requests += o.requests
-	r.events += o.events
-	r.ackedReqs += o.ackedReqs
-	r.ackedEvents += o.ackedEvents
-	r.transportErrors += o.transportErrors
-	r.transportEvents += o.transportEvents
-	r.behind += o.behind
-	for s, n := range o.rejected {
-		r.rejected[s] += n
-	}
+	r.add(&o.counts)
 	for _, e := range o.errorSamples {
 		if len(r.errorSamples) < 5 {
 			r.errorSamples = append(r.errorSamples, e)

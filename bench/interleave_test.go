@@ -26,9 +26,9 @@ func TestInterleaveNoteWarnsOfSpill(t *testing.T) {
 // follow one another, and the users' states are the last slice's.
 func TestLoadResultsMerge(t *testing.T) {
 	keys := []*keyState{{uid: "u1"}}
-	a := &loadResult{elapsed: time.Second, requests: 10, ackedEvents: 9, rejected: map[int]int64{503: 1},
+	a := &loadResult{elapsed: time.Second, counts: counts{requests: 10, ackedEvents: 9, rejected: map[int]int64{503: 1}},
 		latency: newHist(), service: newHist(), lag: newHist(), windows: []window{{requests: 10}}, keys: keys}
-	b := &loadResult{elapsed: 2 * time.Second, requests: 20, ackedEvents: 20, rejected: map[int]int64{503: 2, 429: 1},
+	b := &loadResult{elapsed: 2 * time.Second, counts: counts{requests: 20, ackedEvents: 20, rejected: map[int]int64{503: 2, 429: 1}},
 		latency: newHist(), service: newHist(), lag: newHist(), windows: []window{{requests: 12}, {requests: 8}}, keys: keys}
 	recordMicros(a.latency, time.Millisecond)
 	recordMicros(b.latency, 3*time.Millisecond)

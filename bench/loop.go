@@ -64,17 +64,39 @@ func (b bitset) has(i uint64) bool {
 	return w < len(b) && b[w]&(1<<(i%64)) != 0
 }
 
-// loadResult is what one phase of load measured at the HTTP level.
-type loadResult struct {
-	elapsed time.Duration
-
+// counts are what a connection, a slice or a phase of load sent and
+// got back.
+type counts struct {
 	requests, events       int64 // sent
 	ackedReqs, ackedEvents int64 // 2xx (for a batch: events not in its rejected list)
 	rejected               map[int]int64
 	transportErrors        int64 // requests without an HTTP answer
 	transportEvents        int64
-	errorSamples           []string
 	behind                 int64 // open loop: scheduled requests never sent before the end
+}
+
+// add adds o's counts to c's.
+func (c *counts) add(o *counts) {
+	c.requests += o.requests
+	c.events += o.events
+	c.ackedReqs += o.ackedReqs
+	c.ackedEvents += o.ackedEvents
+	c.transportErrors += o.transportErrors
+	c.transportEvents += o.transportEvents
+	c.behind += o.behind
+	if c.rejected == nil {
+		c.rejected = map[int]int64{}
+	}
+	for s, n := range o.rejected {
+		c.rejected[s] += n
+	}
+}
+
+// loadResult is what one phase of load measured at the HTTP level.
+type loadResult struct {
+	elapsed time.Duration
+	counts
+	errorSamples []string
 
 	latency *hdrhistogram.Histogram // from the scheduled start (open) or the send (closed)
 	service *hdrhistogram.Histogram // from the send
@@ -153,7 +175,7 @@ func runLoad(ctx context.Context, c Config, tr *traffic, target loadTarget, keys
 			id: i, tr: tr, hc: hc, host: []byte(target.host),
 			cyc: i * 7, tmpl: i * 13, // different starting points per connection
 			lat: newHist(), svc: newHist(), lag: newHist(), win: newHist(),
-			wins: &wins, rejected: map[int]int64{},
+			wins: &wins, counts: counts{rejected: map[int]int64{}},
 		}
 		// Keys are dealt round-robin: key k belongs to worker k % Conns.
 		for k := i; k < len(keys); k += c.Conns {
@@ -191,20 +213,11 @@ func runLoad(ctx context.Context, c Config, tr *traffic, target loadTarget, keys
 	close(done)
 
 	r := &loadResult{
-		elapsed: time.Since(start), rejected: map[int]int64{},
+		elapsed: time.Since(start), counts: counts{rejected: map[int]int64{}},
 		latency: newHist(), service: newHist(), lag: newHist(), keys: keys,
 	}
 	for _, w := range workers {
-		r.requests += w.requests
-		r.events += w.events
-		r.ackedReqs += w.ackedReqs
-		r.ackedEvents += w.ackedEvents
-		r.transportErrors += w.transportErrors
-		r.transportEvents += w.transportEvents
-		r.behind += w.behind
-		for s, n := range w.rejected {
-			r.rejected[s] += n
-		}
+		r.add(&w.counts)
 		if len(r.errorSamples) < 5 && w.firstErr != "" {
 			r.errorSamples = append(r.errorSamples, w.firstErr)
 		}
@@ -248,13 +261,8 @@ type worker struct {
 	winErr        int64
 	wins          *windows
 
-	requests, events       int64
-	ackedReqs, ackedEvents int64
-	rejected               map[int]int64
-	transportErrors        int64
-	transportEvents        int64
-	behind                 int64
-	firstErr               string
+	counts
+	firstErr string
 }
 
 func (w *worker) closedLoop(c Config, deadline time.Time, stop *atomic.Bool, issued *atomic.Int64) {

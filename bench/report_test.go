@@ -14,7 +14,7 @@ import (
 func syntheticReport(open bool) *Report {
 	c := Config{Spawn: true, Baseline: true}.withDefaults()
 	phase := func(name string, rate int64, latency time.Duration) *Phase {
-		l := &loadResult{elapsed: 5200 * time.Millisecond, rejected: map[int]int64{},
+		l := &loadResult{elapsed: 5200 * time.Millisecond, counts: counts{rejected: map[int]int64{}},
 			latency: newHist(), service: newHist(), lag: newHist()}
 		for s := 0; s < 6; s++ {
 			w := window{hist: newHist(), requests: rate, events: rate, acked: rate}
