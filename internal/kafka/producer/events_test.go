@@ -72,6 +72,13 @@ func TestProduceAfterClose(t *testing.T) {
 	if err := p.ProduceTracked([]byte("k"), []byte("v"), &tracker{done: make(chan error, 1)}); err == nil {
 		t.Fatal("ProduceTracked after Close succeeded")
 	}
+	// An acknowledged request's record is refused before it is counted
+	// for the flush thread, whose memory Close freed (urgent.go).
+	ack := delivery.NewAck(0)
+	ack.Add(1)
+	if err := p.ProduceTracked([]byte("k"), []byte("v"), ack); !errors.As(err, &se) || se.HTTPStatus() != 503 {
+		t.Fatalf("acknowledged ProduceTracked after Close = %v, want a 503", err)
+	}
 	if n := p.Outstanding(); n != 0 {
 		t.Fatalf("Outstanding after refused records = %d", n)
 	}

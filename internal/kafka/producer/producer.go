@@ -230,6 +230,9 @@ func (p *Producer) ProduceTracked(key, value []byte, t delivery.Tracker) error {
 // urgent: it keeps librdkafka from lingering until its report
 // (urgent.go).
 func (p *Producer) produceTracked(partition int32, hb []byte, key, value []byte, t delivery.Tracker) error {
+	if p.closing.Load() {
+		return errProducerClosed // before counting in the flusher, freed by Close
+	}
 	_, urgent := t.(*delivery.Ack)
 	op, h := trackedOpaque(&tracked{start: time.Now(), t: t, urgent: urgent})
 	if urgent {
@@ -409,7 +412,8 @@ func (p *Producer) Close() (lost int) {
 		// Neither the flush thread nor the topic lookup may call
 		// librdkafka on a destroyed handle: a metadata request in flight
 		// when rd_kafka_destroy runs crashes the process. The topic
-		// lookup's requests are bounded (topicRequestTimeout).
+		// lookup's requests are bounded (topicRequestTimeout). The
+		// flusher's memory stays until the event loop is done with it.
 		p.flusher.stop()
 		<-p.topicDone
 		// The event loop stops after a last pass over the main queue; a
@@ -423,6 +427,9 @@ func (p *Producer) Close() (lost int) {
 		p.rdk.close()
 		p.p.Close()
 		<-p.goDone
+		// The event loop, which counts reports in the flusher, has ended;
+		// a produce after Close returns before counting (produceTracked).
+		p.flusher.free()
 		p.wakeR.Close()
 		syscall.Close(p.wakeW)
 		if n := p.outTopic.Load(); n > 0 {

@@ -75,14 +75,18 @@ static void bg_flusher_wake(bg_flusher *f) {
 	pthread_mutex_unlock(&f->mu);
 }
 
-// bg_flusher_stop ends the thread (after at most one more flush of 1 ms)
-// and frees f.
+// bg_flusher_stop ends the thread, after at most one more flush of 1 ms.
+// f stays valid: counting and waking do nothing more.
 static void bg_flusher_stop(bg_flusher *f) {
 	pthread_mutex_lock(&f->mu);
 	f->stop = 1;
 	pthread_cond_signal(&f->cv);
 	pthread_mutex_unlock(&f->mu);
 	pthread_join(f->th, NULL);
+}
+
+// bg_flusher_free frees a stopped f.
+static void bg_flusher_free(bg_flusher *f) {
 	pthread_cond_destroy(&f->cv);
 	pthread_mutex_destroy(&f->mu);
 	free(f);
@@ -173,5 +177,9 @@ func (fl flusher) flushes() uint64 {
 	return atomic.LoadUint64((*uint64)(unsafe.Pointer(&fl.f.flushes)))
 }
 
-// stop ends the thread; the flusher must not be used after.
+// stop ends the thread. Counting goes on harmlessly until free: the
+// event loop still handles reports after the thread stopped.
 func (fl flusher) stop() { C.bg_flusher_stop(fl.f) }
+
+// free releases the flusher's memory; nothing may count after it.
+func (fl flusher) free() { C.bg_flusher_free(fl.f) }
