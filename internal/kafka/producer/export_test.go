@@ -51,7 +51,7 @@ func InjectGoEvent(p *Producer, ev kafka.Event) {
 	p.wake()
 }
 
-// Flushes is how many rd_kafka_flush calls the flush thread made, and
+// Flushes is how many rd_kafka_flush calls the flush thread began, and
 // Urgent the records of acknowledged requests outstanding (urgent.go).
 func Flushes(p *Producer) uint64 { return p.flusher.flushes() }
 func Urgent(p *Producer) int64   { return *p.flusher.urgent() }

@@ -16,7 +16,7 @@ extern int rd_kafka_flush(rd_kafka_t *rk, int timeout_ms) __attribute__((weak));
 // and flushes are updated atomically, from Go too; stop under mu.
 typedef struct {
 	long long urgent;            // outstanding records of acknowledged requests
-	unsigned long long flushes;  // rd_kafka_flush calls made
+	unsigned long long flushes;  // rd_kafka_flush calls begun
 	rd_kafka_t *rk;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -38,8 +38,8 @@ static void *bg_flusher_run(void *arg) {
 			break;
 		}
 		pthread_mutex_unlock(&f->mu);
+		__atomic_add_fetch(&f->flushes, 1, __ATOMIC_SEQ_CST);
 		rd_kafka_flush(f->rk, 1);
-		__atomic_add_fetch(&f->flushes, 1, __ATOMIC_RELAXED);
 		pthread_mutex_lock(&f->mu);
 	}
 	pthread_mutex_unlock(&f->mu);
@@ -172,7 +172,9 @@ func (fl flusher) add(n int64) {
 	}
 }
 
-// flushes is how many rd_kafka_flush calls the thread made (tests).
+// flushes is how many rd_kafka_flush calls the thread began (tests):
+// counted before the call, so a record the flush sent is never seen
+// delivered before its flush is counted.
 func (fl flusher) flushes() uint64 {
 	return atomic.LoadUint64((*uint64)(unsafe.Pointer(&fl.f.flushes)))
 }

@@ -13,7 +13,7 @@ import (
 // TestAckedRecordsDoNotLinger: with linger.ms at a minute, an
 // asynchronous record waits in librdkafka's queue; a record of an
 // acknowledged request is sent at once, and takes the waiting one along.
-// Without the flush loop (urgent.go) both would wait out the minute.
+// Without the flush thread (urgent.go) both would wait out the minute.
 func TestAckedRecordsDoNotLinger(t *testing.T) {
 	b := startBroker(t, "beacons")
 	p, err := producer.New(producer.Config{Brokers: b.Addr(), Topic: "beacons",
