@@ -20,6 +20,20 @@ import (
 
 const churnRounds = 200
 
+// skipUnlessGlibcTunable skips a test of the producer's malloc tuning
+// (what names it) where there is nothing to test: the operator's
+// GLIBC_TUNABLES set malloc's parameters, or the allocator is not glibc's
+// (notGlibc: the test's probe said so).
+func skipUnlessGlibcTunable(t *testing.T, what string, notGlibc bool) {
+	t.Helper()
+	if strings.Contains(os.Getenv("GLIBC_TUNABLES"), "glibc.malloc.") {
+		t.Skip("GLIBC_TUNABLES sets malloc parameters: the environment's, not the producer's, decide " + what + " under test")
+	}
+	if notGlibc {
+		t.Skip("not glibc (musl?): its allocator has its own policy and the producer tunes nothing")
+	}
+}
+
 // TestCompressionScratchStaysMapped replays what librdkafka allocates and
 // frees to compress each batch (~170 KiB) 200 times on a thread of its
 // own and counts the thread's page faults. Each run is a process of its
@@ -34,12 +48,7 @@ const churnRounds = 200
 //   - an operator's GLIBC_TUNABLES for malloc: they are left alone
 //     (here glibc's defaults, so the churn is back) and New logs it.
 func TestCompressionScratchStaysMapped(t *testing.T) {
-	if strings.Contains(os.Getenv("GLIBC_TUNABLES"), "glibc.malloc.") {
-		t.Skip("GLIBC_TUNABLES sets malloc parameters: the thresholds under test are the environment's")
-	}
-	if producer.ChurnFaults(1) == -2 {
-		t.Skip("not glibc (musl?): its allocator has its own trimming policy and New tunes nothing")
-	}
+	skipUnlessGlibcTunable(t, "the thresholds", producer.ChurnFaults(1) == -2)
 	defaults, _ := churnInChild(t, "defaults")
 	tuned, _ := churnInChild(t, "new")
 	kept, out := churnInChild(t, "new", "GLIBC_TUNABLES=glibc.malloc.trim_threshold=131072:glibc.malloc.mmap_threshold=131072")
@@ -155,12 +164,7 @@ const arenaThreads = 5
 //     glibc: each thread gets one of its own, the spread the limit
 //     guards against.
 func TestMallocArenasBounded(t *testing.T) {
-	if strings.Contains(os.Getenv("GLIBC_TUNABLES"), "glibc.malloc.") {
-		t.Skip("GLIBC_TUNABLES sets malloc parameters: the arena limit under test is the environment's")
-	}
-	if producer.ThreadsMalloc(0) == -2 {
-		t.Skip("not glibc (musl?): its allocator has its own arenas and the producer tunes nothing")
-	}
+	skipUnlessGlibcTunable(t, "the arena limit", producer.ThreadsMalloc(0) == -2)
 	limit, before, after := arenasInChild(t)
 	t.Logf("producer's limit %d: %d arenas at start, %d after New and %d threads' mallocs", limit, before, after, arenaThreads)
 	if limit != 2 {
