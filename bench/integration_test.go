@@ -155,9 +155,9 @@ func TestInterleavedRoundsLoseNothing(t *testing.T) {
 	}
 	base, gw := rep.Phases[0], rep.Phases[1]
 	for _, p := range []*Phase{base, gw} {
-		// Three slices of 1s each; each slice ends when its in-flight
-		// requests are answered.
-		if p.ElapsedSeconds < 2.9 || p.ElapsedSeconds > 6 {
+		// Three slices of 1s each add up (no upper bound: a slice also
+		// waits for its in-flight answers, however slow the machine).
+		if p.ElapsedSeconds < 2.9 {
 			t.Errorf("%s: %.2fs of load over %d slices of 1s", p.Name, p.ElapsedSeconds, rounds)
 		}
 		if p.Server == nil || p.Server.CPUSeconds <= 0 || p.Harness.CPUSeconds <= 0 {
