@@ -138,6 +138,10 @@ type Accounting struct {
 	BatchBytes             int64    `json:"batch_bytes"`
 	BatchBytesUncompressed int64    `json:"batch_bytes_uncompressed"`
 	Codecs                 []string `json:"codecs,omitempty"`
+	// BrokersRead is how many brokers (partition leaders) the batches
+	// came from: with -broker-nodes N, all N when every node leads some
+	// partition the records went to.
+	BrokersRead int `json:"brokers_read,omitempty"`
 }
 
 // batchMeter adds up the record batches the read-back fetches.
@@ -145,13 +149,18 @@ type batchMeter struct {
 	mu                                sync.Mutex
 	batches, compressed, uncompressed int64
 	codecs                            [5]bool // Kafka's codec ids: none, gzip, snappy, lz4, zstd
+	brokers                           map[int32]bool
 }
 
 var codecNames = [5]string{"none", "gzip", "snappy", "lz4", "zstd"}
 
-func (m *batchMeter) OnFetchBatchRead(_ kgo.BrokerMetadata, _ string, _ int32, fm kgo.FetchBatchMetrics) {
+func (m *batchMeter) OnFetchBatchRead(b kgo.BrokerMetadata, _ string, _ int32, fm kgo.FetchBatchMetrics) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.brokers == nil {
+		m.brokers = map[int32]bool{}
+	}
+	m.brokers[b.NodeID] = true
 	m.batches++
 	m.compressed += int64(fm.CompressedBytes)
 	m.uncompressed += int64(fm.UncompressedBytes)
@@ -164,6 +173,7 @@ func (m *batchMeter) fill(a *Accounting) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	a.Batches, a.BatchBytes, a.BatchBytesUncompressed = m.batches, m.compressed, m.uncompressed
+	a.BrokersRead = len(m.brokers)
 	a.Codecs = nil
 	for i, on := range m.codecs {
 		if on {

@@ -64,6 +64,9 @@ func Run(ctx context.Context, c Config) (*Report, error) {
 		rep.Config.GatewayBin = c.GatewayBin
 		rep.Gateway = gatewayVersion(ctx, c.GatewayBin)
 		rep.Config.Broker = "separate process"
+		if c.BrokerNodes > 1 {
+			rep.Config.Broker = fmt.Sprintf("separate process, %d nodes", c.BrokerNodes)
+		}
 		if c.EmbeddedBroker {
 			rep.Config.Broker = "in the gateway process"
 		}

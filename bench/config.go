@@ -57,6 +57,12 @@ type Config struct {
 	EmbeddedBroker bool
 	// Partitions of the spawned broker's topic. Default 16.
 	Partitions int
+	// BrokerNodes is the number of brokers the spawned development
+	// broker runs (embedded.Config.Nodes), each leading a share of the
+	// partitions: the gateway then keeps a connection and a librdkafka
+	// thread per broker, as against a real cluster. Default 1; more
+	// than one needs the separate broker process.
+	BrokerNodes int
 	// Baseline first drives a do-nothing HTTP server (a separate process)
 	// with the same load, for the gateway/baseline ratios.
 	Baseline bool
@@ -225,6 +231,9 @@ func (c Config) withDefaults() Config {
 	if c.Partitions == 0 {
 		c.Partitions = DefaultPartitions
 	}
+	if c.BrokerNodes == 0 {
+		c.BrokerNodes = 1
+	}
 	if c.Mode == "" {
 		c.Mode = "closed"
 	}
@@ -333,6 +342,12 @@ func (c Config) Validate() error {
 	}
 	if c.Partitions < 1 {
 		errs = append(errs, fmt.Errorf("partitions %d must be >= 1", c.Partitions))
+	}
+	if c.BrokerNodes < 1 || c.BrokerNodes > 16 {
+		errs = append(errs, fmt.Errorf("broker nodes %d out of range [1, 16]", c.BrokerNodes))
+	}
+	if c.BrokerNodes > 1 && (!c.Spawn || c.EmbeddedBroker) {
+		errs = append(errs, fmt.Errorf("%d broker nodes need -spawn's separate broker process (the gateway's -embedded.* broker has one node)", c.BrokerNodes))
 	}
 	if !c.Spawn {
 		u, err := url.Parse(c.URL)

@@ -101,6 +101,45 @@ func TestSpawnedGatewayLosesNothing(t *testing.T) {
 
 // TestOpenLoopKeepsItsRate drives the baseline server alone at a fixed
 // rate: the schedule, not the answers, sets the pace.
+// TestSpawnedClusterLosesNothing: with -broker-nodes the development
+// broker runs several nodes, each leading some partitions, so the real
+// gateway's librdkafka keeps a connection and a thread per broker as it
+// would against a cluster; every record still arrives, in order, and the
+// read-back fetched them from every node.
+func TestSpawnedClusterLosesNothing(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the gateway")
+	}
+	bin := kafkatest.GatewayBinary(t)
+	var out, log bytes.Buffer
+	rep, err := Run(t.Context(), Config{
+		Spawn: true, GatewayBin: bin, BrokerNodes: 3,
+		Conns: 8, Duration: 2 * time.Second, Requests: 1500,
+		ReadbackTimeout: 15 * time.Second,
+		Out:             &out, Log: &log,
+	})
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, log.String())
+	}
+	t.Logf("%s", out.String())
+	if rep.Config.Broker != "separate process, 3 nodes" {
+		t.Fatalf("report's broker %q", rep.Config.Broker)
+	}
+	a := rep.Phases[len(rep.Phases)-1].Accounting
+	if a == nil || a.Lost != 0 || a.Duplicated != 0 || a.OrderViolations != 0 || a.KeysSplit != 0 || a.Unreadable != 0 ||
+		a.Acknowledged == 0 || a.Delivered != a.Acknowledged || !a.Complete {
+		t.Fatalf("accounting: %+v", a)
+	}
+	// 16 partitions led by nodes drawn at random: all on one node has
+	// odds of 3 in 3^16.
+	if a.BrokersRead < 2 {
+		t.Fatalf("records read from %d brokers, want the partitions' leaders on several", a.BrokersRead)
+	}
+	if !strings.Contains(out.String(), fmt.Sprintf("read from %d brokers", a.BrokersRead)) {
+		t.Fatalf("text report does not say how many brokers:\n%s", out.String())
+	}
+}
+
 func TestOpenLoopKeepsItsRate(t *testing.T) {
 	self, err := os.Executable()
 	if err != nil {

@@ -68,9 +68,13 @@ func writeText(w io.Writer, r *Report) error {
 		}
 		ew.printf("  read %d records in %.1fs (%s), %d of other runs, %d unreadable\n", a.RecordsRead, a.ReadbackSeconds, complete, a.OtherRecords, a.Unreadable)
 		if a.Batches > 0 && a.RecordsRead > 0 {
-			ew.printf("  in Kafka: %d batches of %.1f records on average, %.0f B per record as stored (%s), %.0f B decompressed\n",
+			from := ""
+			if a.BrokersRead > 1 {
+				from = fmt.Sprintf(", read from %d brokers", a.BrokersRead)
+			}
+			ew.printf("  in Kafka: %d batches of %.1f records on average, %.0f B per record as stored (%s), %.0f B decompressed%s\n",
 				a.Batches, float64(a.RecordsRead)/float64(a.Batches), float64(a.BatchBytes)/float64(a.RecordsRead),
-				strings.Join(a.Codecs, ", "), float64(a.BatchBytesUncompressed)/float64(a.RecordsRead))
+				strings.Join(a.Codecs, ", "), float64(a.BatchBytesUncompressed)/float64(a.RecordsRead), from)
 		}
 		if m := p.GatewayMetrics; m != nil {
 			ew.printf("  gateway's own counters: accepted %.0f, produced %.0f, delivered %.0f, failed %.0f, lost %.0f\n",

@@ -202,7 +202,7 @@ func spawnGateway(ctx context.Context, c Config, log func(string, ...any)) (*spa
 			return nil, err
 		}
 		s.broker, s.brokers, err = startChild("broker", self,
-			[]string{serveBrokerArg, "127.0.0.1:0", s.dataDir, strconv.Itoa(c.Partitions), c.Topic}, true)
+			[]string{serveBrokerArg, "127.0.0.1:0", s.dataDir, strconv.Itoa(c.Partitions), c.Topic, strconv.Itoa(c.BrokerNodes)}, true)
 		if err != nil {
 			s.cleanup()
 			return nil, err
@@ -309,8 +309,8 @@ func selfBin(c Config) (string, error) {
 // once. The command calls it first (and a test binary, from TestMain):
 //
 //	-serve-baseline ADDR                       the do-nothing HTTP server
-//	-serve-broker ADDR DATADIR PARTITIONS TOPIC the development broker
-//	-serve-broker-upconvert (same arguments)   the same, also taking Produce v2 message sets
+//	-serve-broker ADDR DATADIR PARTITIONS TOPIC [NODES] the development broker
+//	-serve-broker-upconvert ADDR DATADIR PARTITIONS TOPIC the same, one node, also taking Produce v2 message sets
 //
 // Either prints "listening HOST:PORT" on stdout when ready and runs
 // until SIGTERM or SIGINT.
@@ -327,11 +327,15 @@ func ServeChild(args []string) (code int, handled bool) {
 		}
 		err = serveBaseline(args[1], os.Stdout)
 	case serveBrokerArg:
-		if len(args) != 5 {
-			err = fmt.Errorf("usage: %s ADDR DATADIR PARTITIONS TOPIC", serveBrokerArg)
+		if len(args) != 5 && len(args) != 6 {
+			err = fmt.Errorf("usage: %s ADDR DATADIR PARTITIONS TOPIC [NODES]", serveBrokerArg)
 			break
 		}
-		err = serveBroker(args[1], args[2], args[3], args[4], os.Stdout)
+		nodes := "1"
+		if len(args) == 6 {
+			nodes = args[5]
+		}
+		err = serveBroker(args[1], args[2], args[3], args[4], nodes, os.Stdout)
 	case serveUpconvertBrokerArg:
 		if len(args) != 5 {
 			err = fmt.Errorf("usage: %s ADDR DATADIR PARTITIONS TOPIC", serveUpconvertBrokerArg)
@@ -349,13 +353,18 @@ func ServeChild(args []string) (code int, handled bool) {
 }
 
 // serveBroker runs the development broker of package embedded, the same
-// one `make run` starts inside the gateway, in a process of its own.
-func serveBroker(addr, dataDir, partitions, topic string, out io.Writer) error {
+// one `make run` starts inside the gateway, in a process of its own, with
+// nodes brokers. It prints their addresses as one comma-separated list.
+func serveBroker(addr, dataDir, partitions, topic, nodes string, out io.Writer) error {
 	n, err := strconv.Atoi(partitions)
 	if err != nil {
 		return fmt.Errorf("partitions %q: %w", partitions, err)
 	}
-	b, err := embedded.Start(embedded.Config{Listen: addr, DataDir: dataDir, Partitions: n, Topics: []string{topic}}, zap.NewNop())
+	nn, err := strconv.Atoi(nodes)
+	if err != nil {
+		return fmt.Errorf("nodes %q: %w", nodes, err)
+	}
+	b, err := embedded.Start(embedded.Config{Listen: addr, DataDir: dataDir, Partitions: n, Nodes: nn, Topics: []string{topic}}, zap.NewNop())
 	if err != nil {
 		return err
 	}

@@ -229,6 +229,10 @@ func TestConfigZeroValueIsValidAndBadOnesAreRefused(t *testing.T) {
 		"rounds by count":   {Baseline: true, Rounds: 4, Requests: 1000},
 		"slices under 1s":   {Baseline: true, Rounds: 4, Duration: 3 * time.Second},
 		"negative rounds":   {Baseline: true, Rounds: -1},
+		"nodes unspawned":   {BrokerNodes: 3},
+		"nodes embedded":    {Spawn: true, EmbeddedBroker: true, BrokerNodes: 3},
+		"too many nodes":    {Spawn: true, BrokerNodes: 17},
+		"negative nodes":    {Spawn: true, BrokerNodes: -1},
 	} {
 		if err := bad.Validate(); err == nil {
 			t.Errorf("%s: accepted", name)

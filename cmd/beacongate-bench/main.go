@@ -102,6 +102,7 @@ func parseFlags(args []string, out io.Writer) (bench.Config, error) {
 	fs.Var((*listFlag)(&c.GatewayArgs), "gateway-arg", "extra gateway flag for -spawn, repeatable, e.g. -gateway-arg=-kafka.config -gateway-arg=linger.ms=10")
 	fs.BoolVar(&c.EmbeddedBroker, "embedded-broker", false, "with -spawn, run the broker inside the gateway process (its CPU then counts as the gateway's) instead of a separate process")
 	fs.IntVar(&c.Partitions, "partitions", bench.DefaultPartitions, "partitions of the spawned broker's topic")
+	fs.IntVar(&c.BrokerNodes, "broker-nodes", 1, "with -spawn, brokers in the development cluster, each leading a share of the partitions (a connection and a librdkafka thread per broker, as against a real cluster)")
 	fs.BoolVar(&c.Baseline, "baseline", false, "first drive a do-nothing HTTP server with the same load, for gateway/baseline ratios")
 	fs.IntVar(&c.Rounds, "rounds", 0, "with -baseline: alternate the baseline and the gateway in this many slices of -duration/N each, so machine drift hits both alike (0 or 1: one phase each)")
 

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,13 +21,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// Consume reads topic from its start with franz-go (opts add TLS, SASL…)
+// Consume reads topic from its start with franz-go (brokers: a
+// comma-separated host:port list; opts add TLS, SASL…)
 // until it has n records, and fails the test if they do not come within
 // timeout. It then polls once more, briefly, so that records beyond n (a
 // duplicate) are returned too.
 func Consume(t testing.TB, brokers, topic string, n int, timeout time.Duration, opts ...kgo.Opt) []*kgo.Record {
 	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers), kgo.ConsumeTopics(topic),
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(strings.Split(brokers, ",")...), kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)

@@ -1,8 +1,9 @@
 // Package embedded runs an in-process, Kafka-protocol-compatible
 // development broker (franz-go's kfake) with its log persisted in a data
 // directory, so that `make run` needs no Kafka installation. It is for
-// development and tests only: one node, no replication, no guarantees
-// beyond its data directory.
+// development, tests and load tests only: one node by default (several
+// for a load test that should look like a cluster), no replication, no
+// guarantees beyond its data directory.
 package embedded
 
 import (
@@ -10,6 +11,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -30,7 +32,16 @@ type Config struct {
 	Partitions int
 	// Topics are created at start unless they exist already (in DataDir).
 	Topics []string
+	// Nodes is the number of brokers, each listening on a port of its own
+	// and leading a share of the partitions (chosen at random), as in a
+	// cluster: a client keeps a connection, and librdkafka a thread, per
+	// broker. With a fixed Listen port p they listen on p, p+1, ...; with
+	// port 0 on free ports. Default 1.
+	Nodes int
 }
+
+// maxNodes bounds Nodes: a development cluster on one machine.
+const maxNodes = 16
 
 func (c Config) withDefaults() Config {
 	if c.Listen == "" {
@@ -38,6 +49,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Partitions == 0 {
 		c.Partitions = 16
+	}
+	if c.Nodes == 0 {
+		c.Nodes = 1
 	}
 	return c
 }
@@ -50,6 +64,12 @@ func (c Config) Validate() error {
 	}
 	if c.Partitions < 1 || c.Partitions > 100000 {
 		return fmt.Errorf("embedded: partitions %d out of range [1, 100000]", c.Partitions)
+	}
+	if c.Nodes < 1 || c.Nodes > maxNodes {
+		return fmt.Errorf("embedded: nodes %d out of range [1, %d]", c.Nodes, maxNodes)
+	}
+	if _, port, _ := splitListen(c.Listen); port != 0 && port+c.Nodes-1 > 65535 {
+		return fmt.Errorf("embedded: %d nodes from port %d run past port 65535", c.Nodes, port)
 	}
 	return nil
 }
@@ -69,7 +89,7 @@ func splitListen(listen string) (host string, port int, err error) {
 // Broker is a running development broker.
 type Broker struct {
 	cluster *kfake.Cluster
-	addr    string
+	addrs   []string
 	log     *zap.Logger
 }
 
@@ -84,12 +104,23 @@ func Start(cfg Config, log *zap.Logger) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
+	ports := make([]int, cfg.Nodes)
+	for i := range ports {
+		if port != 0 {
+			ports[i] = port + i
+		}
+	}
 	opts := []kfake.Opt{
-		kfake.NumBrokers(1),
-		kfake.Ports(port),
-		// kfake always asks for 127.0.0.1:port; listen where we were told.
-		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
-			return net.Listen(network, net.JoinHostPort(host, strconv.Itoa(port)))
+		kfake.NumBrokers(cfg.Nodes),
+		kfake.Ports(ports...),
+		// kfake asks for 127.0.0.1 and a node's port; listen on the
+		// configured host instead.
+		kfake.ListenFn(func(network, address string) (net.Listener, error) {
+			_, p, err := net.SplitHostPort(address)
+			if err != nil {
+				return nil, err
+			}
+			return net.Listen(network, net.JoinHostPort(host, p))
 		}),
 		kfake.DefaultNumPartitions(cfg.Partitions),
 		kfake.WithLogger(kfakeLogger{log.Named("kfake")}),
@@ -105,7 +136,7 @@ func Start(cfg Config, log *zap.Logger) (*Broker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("embedded: starting broker on %s (data dir %q): %w", cfg.Listen, cfg.DataDir, err)
 	}
-	b := &Broker{cluster: c, addr: c.ListenAddrs()[0], log: log}
+	b := &Broker{cluster: c, addrs: c.ListenAddrs(), log: log}
 	// Topics are created here rather than with kfake.SeedTopics because
 	// seeding is skipped when state is reloaded from DataDir: a data dir
 	// from a run with another -kafka.topic would otherwise lack the topic.
@@ -118,16 +149,17 @@ func Start(cfg Config, log *zap.Logger) (*Broker, error) {
 			return nil, fmt.Errorf("embedded: creating topic %q with %d partitions: %w", t, cfg.Partitions, err)
 		}
 	}
-	log.Warn("DEVELOPMENT BROKER: an embedded single-node Kafka-compatible broker (kfake) is running in this process; "+
+	log.Warn("DEVELOPMENT BROKER: an embedded Kafka-compatible broker (kfake) without replication is running in this process; "+
 		"do not use it in production, set -kafka.brokers instead",
-		zap.String("addr", b.addr), zap.String("data_dir", cfg.DataDir),
+		zap.String("addr", b.Addr()), zap.Int("nodes", cfg.Nodes), zap.String("data_dir", cfg.DataDir),
 		zap.Strings("topics", cfg.Topics), zap.Int("partitions", cfg.Partitions),
 		zap.Duration("took", time.Since(start)))
 	return b, nil
 }
 
-// Addr is the broker's host:port, for bootstrap.servers.
-func (b *Broker) Addr() string { return b.addr }
+// Addr is the brokers' host:port list, comma-separated, for
+// bootstrap.servers: one host:port with one node.
+func (b *Broker) Addr() string { return strings.Join(b.addrs, ",") }
 
 // Cluster exposes the kfake cluster, for fault injection in tests.
 func (b *Broker) Cluster() *kfake.Cluster { return b.cluster }
