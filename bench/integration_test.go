@@ -115,8 +115,8 @@ func TestSpawnedClusterLosesNothing(t *testing.T) {
 	rep, err := Run(t.Context(), Config{
 		Spawn: true, GatewayBin: bin, BrokerNodes: 3,
 		Conns: 8, Duration: 2 * time.Second, Requests: 1500,
-		ReadbackTimeout: 15 * time.Second,
-		Out:             &out, Log: &log,
+		JSONPath: "-", HTMLPath: "-", ReadbackTimeout: 15 * time.Second,
+		Out: &out, Log: &log,
 	})
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, log.String())
