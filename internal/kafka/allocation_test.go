@@ -3,7 +3,6 @@
 package kafka
 
 import (
-	"strconv"
 	"testing"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/beacongate/beacongate/internal/kafka/producer"
 	"github.com/beacongate/beacongate/internal/kafka/relay"
 	"github.com/beacongate/beacongate/internal/kafka/spool"
+	"github.com/beacongate/beacongate/internal/kafkatest"
 )
 
 // TestRelayToKafkaDoesNotAllocate: a record handed to the Kafka side as
@@ -41,10 +41,7 @@ func TestRelayToKafkaDoesNotAllocate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer side.Close()
-	keys := make([][]byte, 1024)
-	for i := range keys {
-		keys[i] = []byte("user-" + strconv.Itoa(i))
-	}
+	keys := kafkatest.UserKeys(1024)
 	val := make([]byte, 800)
 	for i := range val {
 		val[i] = byte('a' + i%26)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -158,4 +159,14 @@ func GatewayBinary(t testing.TB) string {
 		t.Fatal(buildErr)
 	}
 	return binPath
+}
+
+// UserKeys returns n distinct record keys ("user-0", "user-1", ...): a
+// load spread over every partition, as many users' events are.
+func UserKeys(n int) [][]byte {
+	keys := make([][]byte, n)
+	for i := range keys {
+		keys[i] = []byte("user-" + strconv.Itoa(i))
+	}
+	return keys
 }

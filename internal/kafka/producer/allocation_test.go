@@ -3,13 +3,13 @@
 package producer_test
 
 import (
-	"strconv"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/beacongate/beacongate/internal/kafka/producer"
+	"github.com/beacongate/beacongate/internal/kafkatest"
 )
 
 // TestDeliveryReportsDoNotAllocate: producing a record and handling its
@@ -26,10 +26,7 @@ func TestDeliveryReportsDoNotAllocate(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Close()
-	keys := make([][]byte, 1024)
-	for i := range keys {
-		keys[i] = []byte("user-" + strconv.Itoa(i))
-	}
+	keys := kafkatest.UserKeys(1024)
 	val := pixelRecord()
 	if err := p.Produce(keys[0], val); err != nil { // connect first
 		t.Fatal(err)

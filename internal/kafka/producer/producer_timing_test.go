@@ -12,6 +12,7 @@ import (
 
 	"github.com/beacongate/beacongate/ingest/record"
 	"github.com/beacongate/beacongate/internal/kafka/producer"
+	"github.com/beacongate/beacongate/internal/kafkatest"
 )
 
 // rdkCPU is the CPU time of librdkafka's own threads (named "rdk:*") in
@@ -74,10 +75,7 @@ func BenchmarkProduce(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer p.Close()
-			keys := make([][]byte, 1024)
-			for i := range keys {
-				keys[i] = []byte("user-" + strconv.Itoa(i))
-			}
+			keys := kafkatest.UserKeys(1024)
 			if err := p.Produce(keys[0], val); err != nil { // connect before timing
 				b.Fatal(err)
 			}
@@ -122,10 +120,7 @@ func BenchmarkProduceCall(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer p.Close()
-	keys := make([][]byte, 1024)
-	for i := range keys {
-		keys[i] = []byte("user-" + strconv.Itoa(i))
-	}
+	keys := kafkatest.UserKeys(1024)
 	b.ReportAllocs()
 	b.SetBytes(int64(len(val)))
 	for i := 0; i < b.N; i++ {
