@@ -99,13 +99,11 @@ func TestSpawnedGatewayLosesNothing(t *testing.T) {
 	}
 }
 
-// TestOpenLoopKeepsItsRate drives the baseline server alone at a fixed
-// rate: the schedule, not the answers, sets the pace.
 // TestSpawnedClusterLosesNothing: with -broker-nodes the development
 // broker runs several nodes, each leading some partitions, so the real
 // gateway's librdkafka keeps a connection and a thread per broker as it
 // would against a cluster; every record still arrives, in order, and the
-// read-back fetched them from every node.
+// read-back fetched them from several nodes.
 func TestSpawnedClusterLosesNothing(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the gateway")
@@ -140,6 +138,8 @@ func TestSpawnedClusterLosesNothing(t *testing.T) {
 	}
 }
 
+// TestOpenLoopKeepsItsRate drives the baseline server alone at a fixed
+// rate: the schedule, not the answers, sets the pace.
 func TestOpenLoopKeepsItsRate(t *testing.T) {
 	self, err := os.Executable()
 	if err != nil {
