@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/beacongate/beacongate/internal/kafka/embedded"
 )
 
 // Config is one benchmark run. Its zero value is a valid run: a 10 s
@@ -343,8 +345,8 @@ func (c Config) Validate() error {
 	if c.Partitions < 1 {
 		errs = append(errs, fmt.Errorf("partitions %d must be >= 1", c.Partitions))
 	}
-	if c.BrokerNodes < 1 || c.BrokerNodes > 16 {
-		errs = append(errs, fmt.Errorf("broker nodes %d out of range [1, 16]", c.BrokerNodes))
+	if c.BrokerNodes < 1 || c.BrokerNodes > embedded.MaxNodes {
+		errs = append(errs, fmt.Errorf("broker nodes %d out of range [1, %d]", c.BrokerNodes, embedded.MaxNodes))
 	}
 	if c.BrokerNodes > 1 && (!c.Spawn || c.EmbeddedBroker) {
 		errs = append(errs, fmt.Errorf("%d broker nodes need -spawn's separate broker process (the gateway's -embedded.* broker has one node)", c.BrokerNodes))

@@ -40,8 +40,8 @@ type Config struct {
 	Nodes int
 }
 
-// maxNodes bounds Nodes: a development cluster on one machine.
-const maxNodes = 16
+// MaxNodes bounds Config.Nodes: a development cluster on one machine.
+const MaxNodes = 16
 
 func (c Config) withDefaults() Config {
 	if c.Listen == "" {
@@ -65,8 +65,8 @@ func (c Config) Validate() error {
 	if c.Partitions < 1 || c.Partitions > 100000 {
 		return fmt.Errorf("embedded: partitions %d out of range [1, 100000]", c.Partitions)
 	}
-	if c.Nodes < 1 || c.Nodes > maxNodes {
-		return fmt.Errorf("embedded: nodes %d out of range [1, %d]", c.Nodes, maxNodes)
+	if c.Nodes < 1 || c.Nodes > MaxNodes {
+		return fmt.Errorf("embedded: nodes %d out of range [1, %d]", c.Nodes, MaxNodes)
 	}
 	if _, port, _ := splitListen(c.Listen); port != 0 && port+c.Nodes-1 > 65535 {
 		return fmt.Errorf("embedded: %d nodes from port %d run past port 65535", c.Nodes, port)

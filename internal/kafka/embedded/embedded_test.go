@@ -51,7 +51,7 @@ func TestDataDirSurvivesRestart(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	for _, c := range []Config{{Listen: "nohost"}, {Listen: "127.0.0.1:99999"}, {Partitions: -1},
-		{Nodes: -1}, {Nodes: maxNodes + 1}, {Listen: "127.0.0.1:65535", Nodes: 2}} {
+		{Nodes: -1}, {Nodes: MaxNodes + 1}, {Listen: "127.0.0.1:65535", Nodes: 2}} {
 		if err := c.Validate(); err == nil {
 			t.Errorf("Validate(%+v) = nil, want error", c)
 		}
