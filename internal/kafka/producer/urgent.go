@@ -1,6 +1,9 @@
 package producer
 
 /*
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE // pthread_setname_np
+#endif
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -10,6 +13,8 @@ package producer
 // passes; bg_flusher_start reports a missing symbol instead of crashing.
 typedef struct rd_kafka_s rd_kafka_t;
 extern int rd_kafka_flush(rd_kafka_t *rk, int timeout_ms) __attribute__((weak));
+
+#define BG_FLUSHER_NAME "bg:flush"
 
 // bg_flusher is the thread that keeps librdkafka from lingering while
 // records of acknowledged requests are outstanding (see below). urgent
@@ -26,6 +31,9 @@ typedef struct {
 
 static void *bg_flusher_run(void *arg) {
 	bg_flusher *f = arg;
+	// Named as librdkafka names its own ("rdk:broker1"), so top -H and
+	// beacongate-bench's per-thread CPU tell it from the Go threads.
+	pthread_setname_np(pthread_self(), BG_FLUSHER_NAME);
 	pthread_mutex_lock(&f->mu);
 	for (;;) {
 		// Checked under mu, which bg_flusher_wake takes to signal: a

@@ -1,6 +1,9 @@
 package producer_test
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,4 +75,41 @@ func TestAckedRecordsDoNotLinger(t *testing.T) {
 	if n := producer.Flushes(p) - before; n > 1 {
 		t.Fatalf("the flush thread flushed %d more times in 100 ms with nothing outstanding", n)
 	}
+}
+
+// TestFlushThreadIsNamed: the flush thread carries its own name, so
+// per-thread CPU (top -H, beacongate-bench's report) shows it apart from
+// the Go runtime's threads, and it ends with the producer.
+func TestFlushThreadIsNamed(t *testing.T) {
+	b := startBroker(t, "beacons")
+	before := threadsNamed(t, "bg:flush")
+	p, err := producer.New(producer.Config{Brokers: b.Addr(), Topic: "beacons"}, zap.NewNop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := threadsNamed(t, "bg:flush"); n != before+1 {
+		p.Close()
+		t.Fatalf("%d threads named bg:flush with the producer running, %d before it: want one more", n, before)
+	}
+	p.Close()
+	if n := threadsNamed(t, "bg:flush"); n != before {
+		t.Fatalf("%d threads named bg:flush after Close, %d before the producer: the thread outlived it", n, before)
+	}
+}
+
+// threadsNamed counts this process's threads called name.
+func threadsNamed(t *testing.T, name string) int {
+	t.Helper()
+	dirs, err := filepath.Glob("/proc/self/task/*/comm")
+	if err != nil || len(dirs) == 0 {
+		t.Fatalf("listing threads: %v (%d found)", err, len(dirs))
+	}
+	n := 0
+	for _, d := range dirs {
+		b, err := os.ReadFile(d)
+		if err == nil && strings.TrimSpace(string(b)) == name {
+			n++
+		}
+	}
+	return n
 }
