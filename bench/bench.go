@@ -150,6 +150,14 @@ func (p *Phase) cpuPerEvent(events int64) {
 	p.HarnessCPUMicrosPerEvent = per(p.Harness.CPUSeconds)
 }
 
+// threadMicrosPerEvent is t's share of the server's CPU per event.
+func (p *Phase) threadMicrosPerEvent(t ThreadCPU) float64 {
+	if p.Server == nil || p.Server.CPUSeconds <= 0 {
+		return 0
+	}
+	return p.ServerCPUMicrosPerEvent * t.CPUSeconds / p.Server.CPUSeconds
+}
+
 // baselinePhase drives the do-nothing server, a child process.
 func baselinePhase(ctx context.Context, c Config, tr *traffic, log func(string, ...any)) (*Phase, error) {
 	self, err := selfBin(c)

@@ -80,6 +80,28 @@ func TestSpawnedGatewayLosesNothing(t *testing.T) {
 	if gw.Server == nil || gw.ServerCPUMicrosPerEvent <= 0 || gw.Server.PeakRSSBytes == 0 || gw.Broker == nil {
 		t.Fatalf("gateway not measured: server %+v broker %+v", gw.Server, gw.Broker)
 	}
+	// librdkafka's threads and the flush thread are split out of the
+	// gateway's CPU by name; the do-nothing server has neither.
+	threads := map[string]ThreadCPU{}
+	for _, tc := range gw.Server.Threads {
+		threads[tc.Group] = tc
+	}
+	// rdk:main and one rdk:broker per broker (plus the bootstrap's).
+	// /proc counts 10 ms ticks, and this load is short: librdkafka's
+	// share may round to 0 (TestReadTasksSeesANamedThread checks the
+	// counting itself).
+	if l := threads["librdkafka"]; l.Threads < 2 || l.CPUSeconds < 0 || l.CPUSeconds >= gw.Server.CPUSeconds {
+		t.Fatalf("librdkafka's threads: %+v of the gateway's %.2fs", l, gw.Server.CPUSeconds)
+	}
+	if f, ok := threads["flush thread"]; !ok || f.Threads != 1 {
+		t.Fatalf("flush thread: %+v (found %v)", f, ok)
+	}
+	if len(base.Server.Threads) != 0 {
+		t.Fatalf("the do-nothing server has named threads: %+v", base.Server.Threads)
+	}
+	if !bytes.Contains(out.Bytes(), []byte("of it librdkafka (")) {
+		t.Fatalf("text report without librdkafka's share:\n%s", out.String())
+	}
 	if m := gw.GatewayMetrics; m["beacongate_kafka_records_delivered_total"] != float64(a.Delivered) {
 		t.Fatalf("gateway counted %v delivered, the read-back %d", m["beacongate_kafka_records_delivered_total"], a.Delivered)
 	}

@@ -147,6 +147,10 @@ type ProcessUsage struct {
 	CPUSeconds   float64 `json:"cpu_s"`
 	PeakRSSBytes int64   `json:"peak_rss_bytes,omitempty"` // VmHWM: over the process's life
 	RSSBytes     int64   `json:"rss_bytes,omitempty"`
+	// Threads are the named parts of CPUSeconds (librdkafka's threads,
+	// the flush thread: threads.go); the rest ran on the Go runtime's
+	// threads (Go code, and the C code it calls).
+	Threads []ThreadCPU `json:"threads,omitempty"`
 }
 
 // Ratios compare the gateway with the baseline under the same load.

@@ -101,6 +101,9 @@ svg{background:#fff;border:1px solid #ddd;margin:.5em 0}
 		}
 		if p.Server != nil {
 			fmt.Fprintf(&b, "<tr><td>%s</td><td>%s</td><td>%.2f</td><td>%.1f</td><td>%s</td></tr>\n", e(procLabel(server, p.Server)), e(p.Name), p.Server.CPUSeconds, p.ServerCPUMicrosPerEvent, mib(p.Server.PeakRSSBytes))
+			for _, t := range p.Server.Threads {
+				fmt.Fprintf(&b, "<tr><td>of it %s (%s)</td><td>%s</td><td>%.2f</td><td>%.1f</td><td></td></tr>\n", e(t.Group), threadCount(t.Threads), e(p.Name), t.CPUSeconds, p.threadMicrosPerEvent(t))
+			}
 		}
 		if p.Broker != nil {
 			fmt.Fprintf(&b, "<tr><td>%s</td><td>%s</td><td>%.2f</td><td>%.1f</td><td>%s</td></tr>\n", e(procLabel("broker", p.Broker)), e(p.Name), p.Broker.CPUSeconds, p.BrokerCPUMicrosPerEvent, mib(p.Broker.PeakRSSBytes))

@@ -41,6 +41,8 @@ func syntheticReport(open bool) *Report {
 	}
 	base, gw := phase("baseline", 3000, 300*time.Microsecond), phase("gateway", 1500, 900*time.Microsecond)
 	gw.Broker = &ProcessUsage{PID: 43, CPUSeconds: 0.5}
+	// A quarter of the gateway's CPU on librdkafka's threads.
+	gw.Server.Threads = []ThreadCPU{{Group: "librdkafka", Threads: 3, CPUSeconds: gw.Server.CPUSeconds / 4}, {Group: "flush thread", Threads: 1}}
 	gw.Accounting = &Accounting{Sent: gw.Events, Acknowledged: gw.AckedEvents, Delivered: gw.AckedEvents,
 		RejectedByStatus: gw.RejectedEvents, Complete: true, RecordsRead: gw.AckedEvents}
 	gw.DeliveredEventsPerS = float64(gw.Accounting.Delivered) / gw.ElapsedSeconds
@@ -119,7 +121,8 @@ func TestTextReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := buf.String()
-	for _, want := range []string{"baseline", "gateway", "LOST 0", "ratios", "throughput     0.500", "open loop at 2000 requests/s", "scheduled start", "problems: none", "gateway  beacongate 1a2b3c4 go1.26"} {
+	for _, want := range []string{"baseline", "gateway", "LOST 0", "ratios", "throughput     0.500", "open loop at 2000 requests/s", "scheduled start", "problems: none", "gateway  beacongate 1a2b3c4 go1.26",
+		"of it librdkafka (3 threads)", "of it flush thread (1 thread)"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("text report lacks %q:\n%s", want, out)
 		}

@@ -100,6 +100,9 @@ func writeText(w io.Writer, r *Report) error {
 		}
 		if p.Server != nil {
 			fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.1f\t%s\t\t\n", procLabel(server, p.Server), p.Name, p.Server.CPUSeconds, p.ServerCPUMicrosPerEvent, mib(p.Server.PeakRSSBytes))
+			for _, t := range p.Server.Threads {
+				fmt.Fprintf(tw, "of it %s (%s)\t%s\t%.2f\t%.1f\t\t\t\n", t.Group, threadCount(t.Threads), p.Name, t.CPUSeconds, p.threadMicrosPerEvent(t))
+			}
 		}
 		if p.Broker != nil {
 			fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.1f\t%s\t\t\n", procLabel("broker", p.Broker), p.Name, p.Broker.CPUSeconds, p.BrokerCPUMicrosPerEvent, mib(p.Broker.PeakRSSBytes))

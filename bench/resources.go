@@ -139,9 +139,10 @@ func parseMachineCPU(b []byte) (busy, total time.Duration, err error) {
 
 // procSnapshot is one reading of a process, for deltas over a phase.
 type procSnapshot struct {
-	pid int
-	cpu time.Duration
-	ok  bool
+	pid   int
+	cpu   time.Duration
+	ok    bool
+	tasks map[int]taskStat // its threads (threads.go); nil if unreadable
 }
 
 func snapshotProc(pid int) procSnapshot {
@@ -149,7 +150,11 @@ func snapshotProc(pid int) procSnapshot {
 		return procSnapshot{}
 	}
 	cpu, err := procCPU(pid)
-	return procSnapshot{pid: pid, cpu: cpu, ok: err == nil}
+	s := procSnapshot{pid: pid, cpu: cpu, ok: err == nil}
+	if s.ok {
+		s.tasks, _ = readTasks(fmt.Sprintf("/proc/%d/task", pid))
+	}
+	return s
 }
 
 // usageSince is what process s.pid used since s, with its memory now.
@@ -163,6 +168,11 @@ func (s procSnapshot) usageSince() *ProcessUsage {
 	}
 	u := &ProcessUsage{PID: s.pid, CPUSeconds: (cpu - s.cpu).Seconds(), Command: procComm(s.pid)}
 	u.PeakRSSBytes, u.RSSBytes, _ = procMem(s.pid)
+	if s.tasks != nil {
+		if end, err := readTasks(fmt.Sprintf("/proc/%d/task", s.pid)); err == nil {
+			u.Threads = groupCPU(s.tasks, end)
+		}
+	}
 	return u
 }
 
