@@ -31,9 +31,6 @@ typedef struct {
 
 static void *bg_flusher_run(void *arg) {
 	bg_flusher *f = arg;
-	// Named as librdkafka names its own ("rdk:broker1"), so top -H and
-	// beacongate-bench's per-thread CPU tell it from the Go threads.
-	pthread_setname_np(pthread_self(), BG_FLUSHER_NAME);
 	pthread_mutex_lock(&f->mu);
 	for (;;) {
 		// Checked under mu, which bg_flusher_wake takes to signal: a
@@ -73,6 +70,11 @@ static bg_flusher *bg_flusher_start(void *rk) {
 		free(f);
 		return NULL;
 	}
+	// Named as librdkafka names its own ("rdk:broker1"), so top -H and
+	// beacongate-bench's per-thread CPU tell it from the Go threads. Named
+	// here, not by the thread itself, so the name is there when New
+	// returns.
+	pthread_setname_np(f->th, BG_FLUSHER_NAME);
 	return f;
 }
 
