@@ -105,7 +105,7 @@ func TestSpawnedGatewayLosesNothing(t *testing.T) {
 	if m := gw.GatewayMetrics; m["beacongate_kafka_records_delivered_total"] != float64(a.Delivered) {
 		t.Fatalf("gateway counted %v delivered, the read-back %d", m["beacongate_kafka_records_delivered_total"], a.Delivered)
 	}
-	if rep.Ratios == nil || rep.Ratios.Throughput <= 0 || rep.Ratios.CPUPerEvent <= 0 {
+	if q := rep.Ratios; q == nil || q.Throughput <= 0 || q.CPUPerEvent <= 0 || q.CPUPerEventGoThreads <= 0 || q.CPUPerEventGoThreads > q.CPUPerEvent {
 		t.Fatalf("ratios %+v", rep.Ratios)
 	}
 	if len(rep.Problems) != 0 {

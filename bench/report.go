@@ -164,6 +164,11 @@ type Ratios struct {
 	CPUPerEvent float64 `json:"cpu_per_event"`
 	// LatencyP99 is the gateway's p99 over the baseline's.
 	LatencyP99 float64 `json:"latency_p99"`
+	// CPUPerEventGoThreads is CPUPerEvent without the gateway's named
+	// threads (librdkafka's, the flush thread: threads.go): what the HTTP
+	// work, the handler and the calls into librdkafka cost on the Go
+	// runtime's threads, against doing nothing. 0 when not measured.
+	CPUPerEventGoThreads float64 `json:"cpu_per_event_go_threads,omitempty"`
 }
 
 // phaseFromLoad fills a Phase with what the load measured.
@@ -276,6 +281,13 @@ func (r *Report) finish() {
 	r.Ratios = &Ratios{Throughput: gwRate / base.AckedEventsPerS}
 	if gw.ServerCPUMicrosPerEvent > 0 {
 		r.Ratios.CPUPerEvent = gw.ServerCPUMicrosPerEvent / base.ServerCPUMicrosPerEvent
+		if s := gw.Server; s != nil && len(s.Threads) > 0 {
+			named := 0.0
+			for _, t := range s.Threads {
+				named += gw.threadMicrosPerEvent(t)
+			}
+			r.Ratios.CPUPerEventGoThreads = (gw.ServerCPUMicrosPerEvent - named) / base.ServerCPUMicrosPerEvent
+		}
 	}
 	if base.Latency.P99 > 0 {
 		r.Ratios.LatencyP99 = float64(gw.Latency.P99) / float64(base.Latency.P99)

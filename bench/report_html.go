@@ -68,8 +68,12 @@ svg{background:#fff;border:1px solid #ddd;margin:.5em 0}
 <table><tr><th>ratio</th><th>value</th><th>units</th></tr>
 <tr><td>throughput</td><td>%.3f</td><td>delivered events/s ÷ baseline acknowledged events/s</td></tr>
 <tr><td>CPU per event</td><td>%.2f</td><td>gateway CPU µs per delivered event ÷ baseline server CPU µs per acknowledged event</td></tr>
-<tr><td>p99 latency</td><td>%.2f</td><td></td></tr></table>
+<tr><td>p99 latency</td><td>%.2f</td><td></td></tr>
 `, q.Throughput, q.CPUPerEvent, q.LatencyP99)
+		if q.CPUPerEventGoThreads > 0 {
+			fmt.Fprintf(&b, "<tr><td>CPU per event, Go threads</td><td>%.2f</td><td>the same without librdkafka's threads and the flush thread</td></tr>\n", q.CPUPerEventGoThreads)
+		}
+		b.WriteString("</table>\n")
 	}
 
 	for _, p := range r.Phases {

@@ -67,6 +67,15 @@ func TestRatios(t *testing.T) {
 	if q == nil || q.Throughput != 0.5 || q.CPUPerEvent < 0.99 || q.CPUPerEvent > 1.01 || q.LatencyP99 < 2.9 || q.LatencyP99 > 3.1 {
 		t.Fatalf("ratios %+v", q)
 	}
+	// A quarter of the gateway's CPU is on librdkafka's threads.
+	if d := q.CPUPerEventGoThreads - 0.75*q.CPUPerEvent; d < -1e-9 || d > 1e-9 {
+		t.Fatalf("CPU per event on the Go threads %v, want three quarters of %v", q.CPUPerEventGoThreads, q.CPUPerEvent)
+	}
+	r.Phases[1].Server.Threads = nil
+	r.finish()
+	if r.Ratios.CPUPerEventGoThreads != 0 {
+		t.Fatalf("CPU per event on the Go threads %v without a thread split", r.Ratios.CPUPerEventGoThreads)
+	}
 	if len(r.Problems) != 0 {
 		t.Fatalf("problems in a clean run: %v", r.Problems)
 	}
@@ -122,7 +131,7 @@ func TestTextReport(t *testing.T) {
 	}
 	out := buf.String()
 	for _, want := range []string{"baseline", "gateway", "LOST 0", "ratios", "throughput     0.500", "open loop at 2000 requests/s", "scheduled start", "problems: none", "gateway  beacongate 1a2b3c4 go1.26",
-		"of it librdkafka (3 threads)", "of it flush thread (1 thread)"} {
+		"of it librdkafka (3 threads)", "of it flush thread (1 thread)", "Go threads   0.75"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("text report lacks %q:\n%s", want, out)
 		}

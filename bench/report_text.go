@@ -115,6 +115,9 @@ func writeText(w io.Writer, r *Report) error {
 		ew.printf("\nratios (gateway / baseline, same load, same machine)\n")
 		ew.printf("  throughput     %.3f  (gateway delivered events/s / baseline acknowledged events/s)\n", q.Throughput)
 		ew.printf("  CPU per event  %.2f   (gateway CPU µs per delivered event / baseline server CPU µs per acknowledged event)\n", q.CPUPerEvent)
+		if q.CPUPerEventGoThreads > 0 {
+			ew.printf("    Go threads   %.2f   (the same without librdkafka's threads and the flush thread)\n", q.CPUPerEventGoThreads)
+		}
 		ew.printf("  p99 latency    %.2f\n", q.LatencyP99)
 	}
 	if len(r.Problems) == 0 {
