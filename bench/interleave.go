@@ -43,7 +43,7 @@ func interleaved(ctx context.Context, c Config, tr *traffic, rep *Report, log fu
 	slice := c
 	slice.Duration = c.Duration / time.Duration(c.Rounds)
 	baseTarget := loadTarget{addr: addr, host: addr}
-	baseCPU, gwCPU, brokerCPU := snapshotProc(srv.pid()), snapshotProc(g.pid), snapshotProc(g.brokerPID)
+	baseCPU, gwCPU, brokerCPU := snapshotServer(srv.pid()), snapshotServer(g.pid), snapshotProc(g.brokerPID)
 	var (
 		bl, gl       *loadResult
 		bm, gm       sliceMeters

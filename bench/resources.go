@@ -150,7 +150,13 @@ func snapshotProc(pid int) procSnapshot {
 		return procSnapshot{}
 	}
 	cpu, err := procCPU(pid)
-	s := procSnapshot{pid: pid, cpu: cpu, ok: err == nil}
+	return procSnapshot{pid: pid, cpu: cpu, ok: err == nil}
+}
+
+// snapshotServer is snapshotProc with the process's threads, whose
+// named groups usageSince then reports: for the servers, not the broker.
+func snapshotServer(pid int) procSnapshot {
+	s := snapshotProc(pid)
 	if s.ok {
 		s.tasks, _ = readTasks(fmt.Sprintf("/proc/%d/task", pid))
 	}
@@ -193,7 +199,7 @@ type cpuSample struct {
 }
 
 func startMeters(serverPID, brokerPID int) *meters {
-	m := &meters{server: snapshotProc(serverPID), broker: snapshotProc(brokerPID), harness: selfCPU(), at: time.Now(),
+	m := &meters{server: snapshotServer(serverPID), broker: snapshotProc(brokerPID), harness: selfCPU(), at: time.Now(),
 		stop: make(chan struct{}), samples: make(chan []cpuSample, 1)}
 	m.busy, _, _ = machineCPU()
 	go m.sample()
